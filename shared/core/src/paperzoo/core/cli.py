@@ -22,7 +22,7 @@ from paperzoo.core.registry import KINDS, DuplicateNameError, UnknownNameError, 
 LIST_KINDS = ["models", "papers", "recipes", "datasets", "methods", "metrics", "backends", "commands"]
 
 
-def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+def _table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> str:
     rows = [header, *rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     out = []
@@ -46,7 +46,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     registry = get_registry()
     entries = registry.entries(kind)
     names = registry.names(kind, args.pattern)
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for name in names:
         entry = entries[name]
         spec = entry.spec
@@ -216,7 +216,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_new(args: argparse.Namespace) -> int:
     from paperzoo.core.template import render_package
 
-    dest = render_package(args.paper, Path(args.dest), title=args.title)
+    try:
+        dest = render_package(args.paper, Path(args.dest), title=args.title)
+    except ValueError as exc:
+        print(f"paperzoo: error: {exc}", file=sys.stderr)
+        return 2
     print(f"created {dest}")
     print("next: add it to git, run `uv lock`, then `nox -s \"tests(package='" + args.paper + "')\"`")
     return 0

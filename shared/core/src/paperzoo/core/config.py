@@ -54,6 +54,15 @@ class OptimConfig:
     # For ``step``: multiply by ``gamma`` at each of these fractions of max_steps.
     milestones: tuple[float, ...] = (0.6, 0.8)
     gamma: float = 0.1
+    # Added for paperzoo.train (fields are only ever added):
+    # warmup given in epochs (converted with the loader's length); used when warmup_steps == 0.
+    warmup_epochs: float = 0.0
+    nesterov: bool = False
+    # LARS trust coefficient (eta), as in MoCo v3 / SimSiam's LARS.
+    trust_coefficient: float = 0.001
+    # Put biases and norm weights (ndim <= 1) in a group without weight decay. LARS always
+    # does this and also leaves that group out of the trust-ratio adaptation.
+    exclude_bias_norm: bool = False
 
 
 @dataclass
@@ -75,6 +84,17 @@ class TrainerConfig:
     device: str = "auto"
     progress: bool = True
     tensorboard: bool = True
+    # Added for paperzoo.train (fields are only ever added):
+    # When > 0, train for this many epochs: max_steps = epochs * optimizer steps per epoch.
+    epochs: int = 0
+    compile_backend: str = "inductor"
+    compile_mode: str = "default"
+    find_unused_parameters: bool = False
+    # Seed each sample's augmentation from (seed, epoch, position) so that resume is exact
+    # whatever num_workers is; costs a few microseconds per sample.
+    deterministic_data: bool = True
+    # Call the Trainer's eval_fn every this many steps (0: only at the end, if given).
+    eval_every: int = 0
 
 
 @dataclass

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="empty-body"
 """Every hook of the ``paperzoo`` plugin system, declared in one place.
 
 Hooks are named by the noun they contribute, like pytest's. Each takes no arguments and

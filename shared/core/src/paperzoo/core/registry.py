@@ -243,7 +243,7 @@ class Registry:
         """Add a plugin object (module or instance with ``@hookimpl`` methods) by hand."""
         self._ensure_loaded()
         with self._lock:
-            name = name or getattr(plugin, "__name__", type(plugin).__name__)
+            name = str(name or getattr(plugin, "__name__", type(plugin).__name__))
             version = "local"
             self._add(plugin, PluginInfo(name=name, module=name, dist=dist, version=version))
 
