@@ -151,7 +151,7 @@ class Registry:
         self._loaded = False
         self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
-        self.plugins: dict[str, PluginInfo] = {}
+        self._plugins: dict[str, PluginInfo] = {}
         self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
         self._conflicts: dict[str, list[str]] = {kind: [] for kind in KINDS}
 
@@ -170,7 +170,7 @@ class Registry:
                     if ep.name in disabled or dist in disabled:
                         info.status = "disabled"
                         info.error = f"disabled by {DISABLE_ENV}"
-                        self.plugins[ep.name] = info
+                        self._plugins[ep.name] = info
                         continue
                     try:
                         plugin = ep.load()
@@ -182,7 +182,7 @@ class Registry:
 
     def _fail(self, info: PluginInfo, reason: str) -> None:
         info.status, info.error = "failed", reason
-        self.plugins[info.name] = info
+        self._plugins[info.name] = info
         warnings.warn(
             f"paperzoo: skipping plugin {info.name!r} ({info.dist} {info.version}): {reason}",
             PluginLoadWarning,
@@ -191,10 +191,10 @@ class Registry:
 
     def _add(self, plugin: Any, info: PluginInfo) -> None:
         """Register one plugin object and collect its specs, all or nothing."""
-        if info.name in self.plugins and self.plugins[info.name].status == "ok":
+        if info.name in self._plugins and self._plugins[info.name].status == "ok":
             raise DuplicateNameError(
                 f"plugin name {info.name!r} is registered by both "
-                f"{self.plugins[info.name].dist} and {info.dist}"
+                f"{self._plugins[info.name].dist} and {info.dist}"
             )
         try:
             self.pm.register(plugin, name=info.name)
@@ -235,7 +235,13 @@ class Registry:
                     continue
                 table[spec.name] = Entry(spec=spec, plugin=info.name, dist=info.dist)
             info.counts[kind] = len(specs)
-        self.plugins[info.name] = info
+        self._plugins[info.name] = info
+
+    @property
+    def plugins(self) -> dict[str, PluginInfo]:
+        """Every discovered entry point by name, with its distribution, version and status."""
+        self._ensure_loaded()
+        return self._plugins
 
     def register(
         self, plugin: ModuleType | object, name: str | None = None, dist: str = "<local>"
