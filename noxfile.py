@@ -45,7 +45,11 @@ def _load(path: Path) -> dict:
 def _workspace_members() -> dict[str, Path]:
     """Short name (directory name) -> member directory, from [tool.uv.workspace]."""
     workspace = _load(ROOT / "pyproject.toml")["tool"]["uv"]["workspace"]
-    excluded = {Path(p).resolve() for pattern in workspace.get("exclude", []) for p in glob.glob(str(ROOT / pattern))}
+    excluded = {
+        Path(p).resolve()
+        for pattern in workspace.get("exclude", [])
+        for p in glob.glob(str(ROOT / pattern))
+    }
     members: dict[str, Path] = {}
     for pattern in workspace["members"]:
         for path in sorted(glob.glob(str(ROOT / pattern))):
@@ -147,7 +151,9 @@ def tests_lowest(session: nox.Session, package: str) -> None:
         "--resolution", "lowest-direct", *editables, *requirements,
         env=_env(session), external=True,
     )  # fmt: skip
-    session.run("uv", "pip", "list", "--python", session.virtualenv.location, external=True, silent=False)
+    session.run(
+        "uv", "pip", "list", "--python", session.virtualenv.location, external=True, silent=False
+    )
     _pytest(session, package, "-m", "not slow")
 
 
@@ -163,7 +169,14 @@ def slow(session: nox.Session, package: str) -> None:
 def integration(session: nox.Session) -> None:
     """Cross-package tests in tests/: host-app discovery, isolated installs, CLI end to end."""
     session.run_install(
-        "uv", "sync", "--frozen", "--all-packages", "--group", "dev", env=_env(session), external=True
+        "uv",
+        "sync",
+        "--frozen",
+        "--all-packages",
+        "--group",
+        "dev",
+        env=_env(session),
+        external=True,
     )
     session.run("python", "-m", "pytest", str(ROOT / "tests"), "-p", "no:cacheprovider", "-m", "not slow",
                 *session.posargs, env=UV_ENV)  # fmt: skip

@@ -14,17 +14,29 @@ ROOT = Path(__file__).resolve().parents[1]
 def uv() -> str:
     exe = shutil.which("uv")
     if exe is None:
-        pytest.fail("uv is required for the integration tests (it installs the temporary environments)")
+        pytest.fail(
+            "uv is required for the integration tests (it installs the temporary environments)"
+        )
     return exe
 
 
-def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, check: bool = True,
-        timeout: float = 600) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "UV_LINK_MODE": "hardlink", "HF_HUB_OFFLINE": "1", **(env or {})}
     full_env.pop("VIRTUAL_ENV", None)
-    proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, cmd))} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"{' '.join(map(str, cmd))} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 

@@ -34,7 +34,7 @@ build-backend = "hatchling.build"
 packages = ["{module}"]
 """
 
-ACME_PLUGIN = '''
+ACME_PLUGIN = """
 from paperzoo.core import ModelSpec, PaperSpec, hookimpl
 
 @hookimpl
@@ -45,10 +45,10 @@ def paperzoo_papers():
 def paperzoo_models():
     return [ModelSpec(name="acme_net", factory="acme_zoo.model:acme_net", paper="acme",
                       default_args={"width": 2})]
-'''
+"""
 
 # The model is plain Python on purpose: the host app must not need torch to discover or build.
-ACME_MODEL = '''
+ACME_MODEL = """
 class AcmeNet:
     def __init__(self, width):
         self.width = width
@@ -59,13 +59,13 @@ class AcmeNet:
 
 def acme_net(width=2):
     return AcmeNet(width)
-'''
+"""
 
-BROKEN_PLUGIN = '''
+BROKEN_PLUGIN = """
 raise ImportError("libacme.so.3: cannot open shared object file")
-'''
+"""
 
-CLASH_PLUGIN = '''
+CLASH_PLUGIN = """
 from paperzoo.core import ModelSpec, hookimpl
 
 @hookimpl
@@ -74,9 +74,9 @@ def paperzoo_models():
 
 def make():
     return "clash"
-'''
+"""
 
-HOST_APP = '''
+HOST_APP = """
 import json, sys, warnings
 import paperzoo.core as pz
 
@@ -98,13 +98,17 @@ if models:
     except pz.UnknownNameError as exc:
         result["unknown"] = str(exc)
 print(json.dumps(result))
-'''
+"""
 
 
-def _write_dist(root: Path, name: str, ep: str, module: str, files: dict[str, str], version: str = "1.2.3") -> Path:
+def _write_dist(
+    root: Path, name: str, ep: str, module: str, files: dict[str, str], version: str = "1.2.3"
+) -> Path:
     path = root / name
     (path / module).mkdir(parents=True)
-    (path / "pyproject.toml").write_text(PYPROJECT.format(name=name, version=version, ep=ep, module=module))
+    (path / "pyproject.toml").write_text(
+        PYPROJECT.format(name=name, version=version, ep=ep, module=module)
+    )
     (path / module / "__init__.py").write_text("")
     for rel, text in files.items():
         (path / module / rel).write_text(textwrap.dedent(text))
@@ -115,8 +119,12 @@ def _write_dist(root: Path, name: str, ep: str, module: str, files: dict[str, st
 def host_env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("host")
     core_wheel = build_wheel("paperzoo-core", tmp / "dist")
-    acme = _write_dist(tmp, "acme-zoo", "acme", "acme_zoo", {"plugin.py": ACME_PLUGIN, "model.py": ACME_MODEL})
-    broken = _write_dist(tmp, "broken-zoo", "broken", "broken_zoo", {"plugin.py": BROKEN_PLUGIN}, "0.9")
+    acme = _write_dist(
+        tmp, "acme-zoo", "acme", "acme_zoo", {"plugin.py": ACME_PLUGIN, "model.py": ACME_MODEL}
+    )
+    broken = _write_dist(
+        tmp, "broken-zoo", "broken", "broken_zoo", {"plugin.py": BROKEN_PLUGIN}, "0.9"
+    )
     clash = _write_dist(tmp, "clash-zoo", "clash", "clash_zoo", {"plugin.py": CLASH_PLUGIN}, "2.0")
     python = make_venv(tmp / "env")
     run([uv(), "pip", "install", "--quiet", "--python", str(python), str(core_wheel),
@@ -136,7 +144,9 @@ def test_third_party_model_is_listed_and_built_by_name(host_env):
     result = _host(host_env, disable="clash")
     assert result["models"] == ["acme_net"]
     assert result["papers"] == ["acme"]
-    assert result["output"] == pytest.approx(0.5 + 1.0 + 1.5)  # width=3 override reached the factory
+    assert result["output"] == pytest.approx(
+        0.5 + 1.0 + 1.5
+    )  # width=3 override reached the factory
     assert "did you mean 'acme_net'" in result["unknown"]
     assert result["torch_imported"] is False
 
@@ -165,10 +175,16 @@ def test_doctor_lists_each_plugin_with_distribution_version_and_status(host_env)
     python, _ = host_env
     paperzoo = python.parent / "paperzoo"
     out = run([str(paperzoo), "doctor"], env={"PAPERZOO_DISABLE_PLUGINS": "clash"}).stdout
-    lines = {line.split()[0]: line for line in out.splitlines()[1:] if line.startswith("  ") and "zoo" in line}
+    lines = {
+        line.split()[0]: line
+        for line in out.splitlines()[1:]
+        if line.startswith("  ") and "zoo" in line
+    }
     assert "acme-zoo 1.2.3" in lines["acme"] and " ok" in lines["acme"]
     assert "broken-zoo 0.9" in lines["broken"] and "failed" in lines["broken"]
     assert "libacme.so.3" in lines["broken"]
     assert "disabled" in lines["clash"]
-    listed = run([str(paperzoo), "list", "models"], env={"PAPERZOO_DISABLE_PLUGINS": "clash"}).stdout
+    listed = run(
+        [str(paperzoo), "list", "models"], env={"PAPERZOO_DISABLE_PLUGINS": "clash"}
+    ).stdout
     assert "acme_net" in listed and "acme-zoo" in listed

@@ -29,7 +29,11 @@ def _project(member: str) -> dict:
 
 def _member_by_dist() -> dict[str, str]:
     out = {}
-    for pyproject in [*ROOT.glob("shared/*/pyproject.toml"), ROOT / "kernels/pyproject.toml", *ROOT.glob("packages/*/pyproject.toml")]:
+    for pyproject in [
+        *ROOT.glob("shared/*/pyproject.toml"),
+        ROOT / "kernels/pyproject.toml",
+        *ROOT.glob("packages/*/pyproject.toml"),
+    ]:
         if pyproject.parent.name.startswith("_"):
             continue
         with open(pyproject, "rb") as fh:
@@ -61,7 +65,8 @@ def test_core_builds_wheel_and_sdist_and_installs_alone(tmp_path):
     assert "paperzoo/core/hookspecs.py" in names
     assert "paperzoo/__init__.py" not in names  # PEP 420 namespace shared by every member
     assert any(n.endswith("package_template/pyproject.toml.tmpl") for n in names)
-    assert any(n.endswith("CHANGELOG.md") for n in tarfile.open(sdist).getnames())
+    with tarfile.open(sdist) as archive:
+        assert any(n.endswith("CHANGELOG.md") for n in archive.getnames())
 
     python = make_venv(tmp_path / "env")
     run([uv(), "pip", "install", "--quiet", "--python", str(python), str(wheel)])
@@ -77,7 +82,9 @@ def test_paper_package_wheel_installs_next_to_its_sibling_wheels(tmp_path):
     dists = _sibling_closure(PAPER_PACKAGE)
     wheels = [build_wheel(dist, tmp_path / "dist") for dist in dists]
     python = make_venv(tmp_path / "env")
-    run([uv(), "pip", "install", "--quiet", "--python", str(python), *map(str, wheels)], timeout=900)
+    run(
+        [uv(), "pip", "install", "--quiet", "--python", str(python), *map(str, wheels)], timeout=900
+    )
     project = _project(PAPER_PACKAGE)
     code = (
         "import importlib.metadata as md, paperzoo.core as pz; "

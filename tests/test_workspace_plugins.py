@@ -29,11 +29,17 @@ def test_every_member_registers_and_listing_never_imports_torch():
     result = json.loads(out)
     assert result["torch"] is False
     assert all(status == "ok" for _, status in result["plugins"].values()), result["plugins"]
-    members = {p.parent.name for p in ROOT.glob("packages/*/pyproject.toml") if not p.parent.name.startswith("_")}
+    members = {
+        p.parent.name
+        for p in ROOT.glob("packages/*/pyproject.toml")
+        if not p.parent.name.startswith("_")
+    }
     assert members <= set(result["plugins"]), "every paper package registers an entry point"
     for paper in members:
         assert paper in result["kinds"]["papers"]
-        assert any(r.startswith(paper) for r in result["kinds"]["recipes"]), f"{paper} has no recipe"
+        assert any(r.startswith(paper) for r in result["kinds"]["recipes"]), (
+            f"{paper} has no recipe"
+        )
 
 
 def test_every_import_string_resolves():

@@ -22,6 +22,7 @@ def make_plugin(name: str, **hooks) -> types.ModuleType:
 
     module = types.ModuleType(name)
     for hook_name, specs in hooks.items():
+
         def impl(specs=specs):
             return list(specs)
 

@@ -14,7 +14,9 @@ from paperzoo.core import RunContext, RunResult, TrainerConfig
 class LineFitConfig:
     seed: int = 0
     lr: float = 0.1
-    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=50, checkpoint_every=25))
+    trainer: TrainerConfig = field(
+        default_factory=lambda: TrainerConfig(max_steps=50, checkpoint_every=25)
+    )
 
 
 def run(cfg: LineFitConfig, ctx: RunContext) -> RunResult:

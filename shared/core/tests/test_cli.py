@@ -26,7 +26,9 @@ def demo(registry):
             "linefit",
             paperzoo_recipes=[RECIPE],
             paperzoo_papers=[PAPER],
-            paperzoo_models=[ModelSpec(name="od", factory="collections:OrderedDict", paper="linefit")],
+            paperzoo_models=[
+                ModelSpec(name="od", factory="collections:OrderedDict", paper="linefit")
+            ],
         ),
         dist="paperzoo-linefit",
     )
@@ -65,7 +67,10 @@ def test_reproduce_writes_summary_and_applies_overrides(demo, tmp_path, capsys):
     # The override really changed the run: fewer steps -> a worse fit.
     short = tmp_path / "short"
     assert main(["train", "linefit_tiny", "--out", str(short), "--set", "trainer.max_steps=3"]) == 0
-    assert json.loads((short / "summary.json").read_text())["metrics"]["mse"] > summary["metrics"]["mse"]
+    assert (
+        json.loads((short / "summary.json").read_text())["metrics"]["mse"]
+        > summary["metrics"]["mse"]
+    )
 
 
 def test_reproduce_rejects_bad_override_before_running(demo, tmp_path, capsys):
@@ -85,14 +90,28 @@ def test_reproduce_unknown_paper_or_variant(demo, capsys):
 def test_new_scaffolds_standard_layout(tmp_path, capsys):
     assert main(["new", "demo", "--dest", str(tmp_path), "--title", "A demo paper"]) == 0
     root = tmp_path / "demo"
-    for rel in ["pyproject.toml", "README.md", "CHANGELOG.md", "src/paperzoo/demo/__init__.py",
-                "src/paperzoo/demo/plugin.py", "src/paperzoo/demo/model.py", "tests/test_plugin.py"]:
+    for rel in [
+        "pyproject.toml",
+        "README.md",
+        "CHANGELOG.md",
+        "src/paperzoo/demo/__init__.py",
+        "src/paperzoo/demo/plugin.py",
+        "src/paperzoo/demo/model.py",
+        "tests/test_plugin.py",
+    ]:
         assert (root / rel).is_file(), rel
     assert not (root / "src/paperzoo/__init__.py").exists()  # PEP 420 namespace
     pyproject = (root / "pyproject.toml").read_text()
     assert '[project.entry-points.paperzoo]\ndemo = "paperzoo.demo.plugin"' in pyproject
     readme = (root / "README.md").read_text()
-    for section in ["## Paper", "## What is implemented", "## Install", "## Quickstart", "## Reproduce", "## Citation"]:
+    for section in [
+        "## Paper",
+        "## What is implemented",
+        "## Install",
+        "## Quickstart",
+        "## Reproduce",
+        "## Citation",
+    ]:
         assert section in readme
     assert main(["new", "demo", "--dest", str(tmp_path)]) == 2  # refuses to overwrite
     assert main(["new", "Bad-Name", "--dest", str(tmp_path)]) == 2

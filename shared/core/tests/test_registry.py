@@ -17,7 +17,9 @@ def _models(*names):
 
 
 def test_list_and_pattern(registry):
-    registry.register(make_plugin("a", paperzoo_models=_models("hiera_base_224", "hiera_tiny_224", "x3d_xs")))
+    registry.register(
+        make_plugin("a", paperzoo_models=_models("hiera_base_224", "hiera_tiny_224", "x3d_xs"))
+    )
     assert pz.list_models() == ["hiera_base_224", "hiera_tiny_224", "x3d_xs"]
     assert pz.list_models("hiera_*") == ["hiera_base_224", "hiera_tiny_224"]
     assert pz.list_models("nope*") == []

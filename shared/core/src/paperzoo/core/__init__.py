@@ -34,7 +34,13 @@ from paperzoo.core.api import (
     list_papers,
     list_recipes,
 )
-from paperzoo.core.config import ConfigError, DataConfig, OptimConfig, TrainerConfig, apply_overrides
+from paperzoo.core.config import (
+    ConfigError,
+    DataConfig,
+    OptimConfig,
+    TrainerConfig,
+    apply_overrides,
+)
 from paperzoo.core.hookspecs import hookimpl, hookspec
 from paperzoo.core.registry import (
     DuplicateNameError,

@@ -20,5 +20,7 @@ def resolve(target: str) -> Any:
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise ImportError(f"{target!r}: module {module_name!r} has no attribute {attr_path!r}") from None
+            raise ImportError(
+                f"{target!r}: module {module_name!r} has no attribute {attr_path!r}"
+            ) from None
     return obj

@@ -155,7 +155,9 @@ def _load_pretrained(spec: ModelSpec, model: Any, pretrained: bool | str) -> Any
         raise ValueError(f"model {spec.name!r} has no released weights; use checkpoint_path=")
     tag = next(iter(tags)) if pretrained is True else str(pretrained)
     if tag not in tags:
-        raise ValueError(f"model {spec.name!r} has no weights tagged {tag!r}; known: {sorted(tags)}")
+        raise ValueError(
+            f"model {spec.name!r} has no weights tagged {tag!r}; known: {sorted(tags)}"
+        )
     import torch
 
     from paperzoo.core.checkpoint import unwrap_state_dict

@@ -66,7 +66,9 @@ def _describe(keys: list[str], limit: int = 12) -> str:
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
-def load_state_dict_strict(model: Any, state: Mapping[str, Any], *, source: str = "checkpoint") -> None:
+def load_state_dict_strict(
+    model: Any, state: Mapping[str, Any], *, source: str = "checkpoint"
+) -> None:
     """Load ``state`` into ``model`` requiring the same keys and shapes; list what differs."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))

@@ -19,7 +19,16 @@ from typing import Any
 from paperzoo.core import api
 from paperzoo.core.registry import KINDS, DuplicateNameError, UnknownNameError, get_registry
 
-LIST_KINDS = ["models", "papers", "recipes", "datasets", "methods", "metrics", "backends", "commands"]
+LIST_KINDS = [
+    "models",
+    "papers",
+    "recipes",
+    "datasets",
+    "methods",
+    "metrics",
+    "backends",
+    "commands",
+]
 
 
 def _table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> str:
@@ -68,7 +77,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         "models": ("name", "paper", "params", "distribution"),
     }.get(kind, ("name", "paper", "description", "distribution"))
     if not rows:
-        print(f"no {kind} registered" + (f" matching {args.pattern!r}" if args.pattern != "*" else ""))
+        print(
+            f"no {kind} registered" + (f" matching {args.pattern!r}" if args.pattern != "*" else "")
+        )
         return 0
     print(_table(rows, headers))
     return 0
@@ -147,13 +158,19 @@ def _find_recipe(paper: str, variant: str) -> Any:
     # `--recipe` may be a variant of the paper ("tiny") or a full recipe name.
     if variant in recipes and recipes[variant].spec.paper == paper:
         return recipes[variant].spec
-    matches = [e.spec for e in recipes.values() if e.spec.paper == paper and e.spec.variant == variant]
+    matches = [
+        e.spec for e in recipes.values() if e.spec.paper == paper and e.spec.variant == variant
+    ]
     if matches:
         return matches[0]
-    if paper not in registry.entries("papers") and not any(e.spec.paper == paper for e in recipes.values()):
+    if paper not in registry.entries("papers") and not any(
+        e.spec.paper == paper for e in recipes.values()
+    ):
         raise UnknownNameError("papers", paper, registry.entries("papers"))
     variants = sorted(e.spec.variant for e in recipes.values() if e.spec.paper == paper)
-    raise UnknownNameError("recipes", f"{paper} --recipe {variant}", [f"{paper} --recipe {v}" for v in variants])
+    raise UnknownNameError(
+        "recipes", f"{paper} --recipe {variant}", [f"{paper} --recipe {v}" for v in variants]
+    )
 
 
 def _relaunch_torchrun(nproc: int, argv: Sequence[str]) -> int:
@@ -222,7 +239,9 @@ def cmd_new(args: argparse.Namespace) -> int:
         print(f"paperzoo: error: {exc}", file=sys.stderr)
         return 2
     print(f"created {dest}")
-    print("next: add it to git, run `uv lock`, then `nox -s \"tests(package='" + args.paper + "')\"`")
+    print(
+        "next: add it to git, run `uv lock`, then `nox -s \"tests(package='" + args.paper + "')\"`"
+    )
     return 0
 
 
@@ -287,7 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("reproduce", "train"):
             handler = cmd_reproduce if args.command == "reproduce" else cmd_train
             return handler(args, argv)
-        return {"list": cmd_list, "info": cmd_info, "doctor": cmd_doctor, "new": cmd_new}[args.command](args)
+        return {"list": cmd_list, "info": cmd_info, "doctor": cmd_doctor, "new": cmd_new}[
+            args.command
+        ](args)
     except (UnknownNameError, DuplicateNameError, FileExistsError) as exc:
         print(f"paperzoo: error: {exc}", file=sys.stderr)
         return 2

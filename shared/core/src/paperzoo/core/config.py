@@ -156,7 +156,11 @@ def config_fields(cfg_or_cls: Any, prefix: str = "") -> list[tuple[str, Any, Any
             value = dataclasses.MISSING
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-            out.extend(config_fields(value if value is not dataclasses.MISSING else tp, f"{prefix}{f.name}."))
+            out.extend(
+                config_fields(
+                    value if value is not dataclasses.MISSING else tp, f"{prefix}{f.name}."
+                )
+            )
         else:
             out.append((f"{prefix}{f.name}", tp, value))
     return out
@@ -207,7 +211,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin is Literal:
         if value in args:
             return value
-        raise ConfigError(f"{key}: expected one of {', '.join(repr(a) for a in args)}, got {value!r}")
+        raise ConfigError(
+            f"{key}: expected one of {', '.join(repr(a) for a in args)}, got {value!r}"
+        )
     if origin in (tuple, list):
         if isinstance(value, str):
             value = [_parse_scalar(v.strip()) for v in value.split(",")] if value else []
@@ -215,7 +221,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise bad
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
-                raise ConfigError(f"{key}: expected {len(args)} values ({_type_name(tp)}), got {value!r}")
+                raise ConfigError(
+                    f"{key}: expected {len(args)} values ({_type_name(tp)}), got {value!r}"
+                )
             return tuple(_coerce(v, a, key) for v, a in zip(value, args))
         item = args[0] if args else Any
         items = [_coerce(v, item, key) for v in value]
@@ -281,7 +289,11 @@ def _set(cfg: Any, path: list[str], value: Any, full_key: str) -> Any:
         valid = [k for k, _, _ in config_fields(cfg)]
         close = difflib.get_close_matches(full_key, valid, n=3, cutoff=0.4)
         near = close or [k for k in valid if k.startswith(full_key.rsplit(".", 1)[0] + ".")][:8]
-        hint = f"; did you mean {', '.join(near)}?" if near else f"; valid keys: {', '.join(valid[:12])}"
+        hint = (
+            f"; did you mean {', '.join(near)}?"
+            if near
+            else f"; valid keys: {', '.join(valid[:12])}"
+        )
         raise ConfigError(f"unknown config key {full_key!r}{hint}")
     tp = _hints(cls)[head]
     current = getattr(cfg, head)
@@ -302,6 +314,7 @@ def _set(cfg: Any, path: list[str], value: Any, full_key: str) -> Any:
         return dataclasses.replace(cfg, **{head: new})
     if dataclasses.is_dataclass(current):
         sub = [k for k, _, _ in config_fields(current)]
-        raise ConfigError(f"{full_key} is a section; set one of its keys: {', '.join(head + '.' + k for k in sub[:8])}")
+        raise ConfigError(
+            f"{full_key} is a section; set one of its keys: {', '.join(head + '.' + k for k in sub[:8])}"
+        )
     return dataclasses.replace(cfg, **{head: _coerce(value, tp, full_key)})
-

@@ -20,7 +20,9 @@ def _version(dist: str) -> str | None:
 def _accelerators() -> list[str]:
     lines = []
     if importlib.util.find_spec("torch") is None:
-        return ["torch: not installed (listing works; building models needs `paperzoo-core[torch]`)"]
+        return [
+            "torch: not installed (listing works; building models needs `paperzoo-core[torch]`)"
+        ]
     import torch
 
     lines.append(f"torch {torch.__version__} (CUDA build {torch.version.cuda or 'none'})")

@@ -70,7 +70,9 @@ def build_config(recipe: RecipeSpec, overrides: Sequence[str] = ()) -> Any:
     """The recipe's default config with ``dotted.key=value`` overrides applied."""
     cfg = resolve(recipe.config)()
     if not dataclasses.is_dataclass(cfg):
-        raise TypeError(f"recipe {recipe.name!r}: config {recipe.config!r} did not return a dataclass")
+        raise TypeError(
+            f"recipe {recipe.name!r}: config {recipe.config!r} did not return a dataclass"
+        )
     return apply_overrides(cfg, overrides)
 
 
@@ -100,7 +102,9 @@ def run_recipe(
     result = runner(cfg, ctx)
     wall = time.perf_counter() - start
     if not isinstance(result, RunResult):
-        raise TypeError(f"runner {recipe.runner!r} returned {type(result).__name__}, expected RunResult")
+        raise TypeError(
+            f"runner {recipe.runner!r} returned {type(result).__name__}, expected RunResult"
+        )
     summary = {
         "paper": recipe.paper,
         "recipe": recipe.variant,
@@ -131,7 +135,11 @@ def format_comparison(metrics: Mapping[str, float], reference: Mapping[str, floa
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = []
     for i, row in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        lines.append(
+            "  ".join(
+                c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))
+            )
+        )
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

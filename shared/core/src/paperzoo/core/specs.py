@@ -42,7 +42,9 @@ class Spec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"{type(self).__name__}.name must be a non-empty string, got {self.name!r}")
+            raise ValueError(
+                f"{type(self).__name__}.name must be a non-empty string, got {self.name!r}"
+            )
         for f in ("factory", "config", "runner", "command"):
             value = getattr(self, f, None)
             if value is not None and (not isinstance(value, str) or ":" not in value):

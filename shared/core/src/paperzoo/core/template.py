@@ -45,4 +45,7 @@ def _copy(node, target: Path, values: dict[str, str]) -> None:
         elif name.endswith(".tmpl"):
             out = target / name[: -len(".tmpl")]
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(string.Template(child.read_text(encoding="utf-8")).substitute(values), encoding="utf-8")
+            out.write_text(
+                string.Template(child.read_text(encoding="utf-8")).substitute(values),
+                encoding="utf-8",
+            )
