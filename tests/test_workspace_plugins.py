@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from conftest import ROOT, run
 
@@ -90,3 +91,14 @@ def test_cli_list_is_fast_path_without_torch():
     )  # fmt: skip
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     assert "torch" not in imported and "numpy" not in imported
+
+
+def test_environment_shares_torch_with_the_uv_cache_by_hardlinks():
+    """nox/uv environments hardlink from uv's cache: torch's files are not copied."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("torch")
+    assert spec is not None and spec.origin is not None
+    lib = next(Path(spec.origin).parent.joinpath("lib").glob("libtorch_cpu*"))
+    assert os.stat(lib).st_nlink >= 2, f"{lib} is a copy, not a hardlink into uv's cache"
