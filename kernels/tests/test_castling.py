@@ -1,0 +1,104 @@
+"""Castling-ViT linear-angular attention: linear form vs quadratic reference, block wiring."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from paperzoo.kernels import (
+    LinearAngularAttention,
+    linear_angular_attention,
+    linear_angular_attention_reference,
+)
+
+
+def test_linear_form_equals_the_quadratic_kernel_form():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 50, 16, generator=g, dtype=torch.float64) for _ in range(3))
+    got = linear_angular_attention(q, k, v)
+    want = linear_angular_attention_reference(q, k, v)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got.norm(dim=-1), torch.ones(2, 3, 50, dtype=torch.float64))
+
+
+def test_kernel_weights_are_the_linear_term_of_the_angular_kernel():
+    """For unit vectors, 0.5 + cos/π is the first-order Taylor term of 1 - arccos(cos)/π."""
+    cos = torch.linspace(-0.2, 0.2, 9, dtype=torch.float64)
+    angular = 1 - torch.arccos(cos) / math.pi
+    linear = 0.5 + cos / math.pi
+    assert (angular - linear).abs().max() < 2e-3  # cubic remainder, tiny near orthogonality
+    # and the reference's off-diagonal weights are exactly that linear term
+    q = F.normalize(torch.randn(1, 1, 4, 8, dtype=torch.float64), dim=-1)
+    v = torch.eye(4, dtype=torch.float64).view(1, 1, 4, 4)
+    raw = 0.5 * v + (q @ q.transpose(-2, -1)) @ v / math.pi  # unnormalised weights (k = q)
+    off = ~torch.eye(4, dtype=torch.bool)
+    torch.testing.assert_close(raw[0, 0][off], ((q @ q.transpose(-2, -1))[0, 0] / math.pi)[off])
+
+
+def _block_by_hand(block: LinearAngularAttention, x: torch.Tensor) -> torch.Tensor:
+    """The block written out per head with explicit loops (an independent code path)."""
+    b, n, c = x.shape
+    h = block.num_heads
+    d = c // h
+    qkv = x @ block.qkv.weight.t()
+    if block.qkv.bias is not None:
+        qkv = qkv + block.qkv.bias
+    out = torch.empty(b, n, c, dtype=x.dtype)
+    kernel = block.dconv.weight  # (h, 1, ks, 1)
+    ks = kernel.shape[2]
+    for bi in range(b):
+        for hi in range(h):
+            q = qkv[bi, :, hi * d : (hi + 1) * d]
+            k = qkv[bi, :, c + hi * d : c + (hi + 1) * d]
+            v = qkv[bi, :, 2 * c + hi * d : 2 * c + (hi + 1) * d]
+            qn = q / q.norm(dim=-1, keepdim=True)
+            kn = k / k.norm(dim=-1, keepdim=True)
+            weights = 0.5 * torch.eye(n, dtype=x.dtype) + qn @ kn.t() / math.pi
+            if block.sparse_reg:
+                s = (q @ k.t() * d**-0.5).softmax(-1)
+                weights = weights + s * (s > block.sparse_threshold)
+            y = weights @ v
+            y = y / y.norm(dim=-1, keepdim=True)
+            conv = torch.zeros(n, d, dtype=x.dtype)  # 'same' conv along tokens, zero padded
+            for t in range(n):
+                for j in range(ks):
+                    src = t + j - ks // 2
+                    if 0 <= src < n:
+                        conv[t] += kernel[hi, 0, j, 0] * v[src]
+            out[bi, :, hi * d : (hi + 1) * d] = y + conv
+    return out @ block.proj.weight.t() + block.proj.bias
+
+
+@pytest.mark.parametrize("sparse_reg", [False, True])
+def test_block_matches_a_per_head_hand_computation(sparse_reg):
+    torch.manual_seed(0)
+    block = LinearAngularAttention(32, num_heads=4, qkv_bias=True, sparse_reg=sparse_reg).double()
+    x = torch.randn(2, 23, 32, dtype=torch.float64)
+    torch.testing.assert_close(block(x), _block_by_hand(block, x), rtol=1e-10, atol=1e-10)
+
+
+def test_parameters_match_the_official_block():
+    block = LinearAngularAttention(256, num_heads=8, qkv_bias=False)
+    shapes = {name: tuple(p.shape) for name, p in block.named_parameters()}
+    assert shapes == {
+        "qkv.weight": (768, 256),
+        "proj.weight": (256, 256),
+        "proj.bias": (256,),
+        "dconv.weight": (8, 1, 9, 1),
+    }
+    assert sum(p.numel() for p in block.parameters()) == 768 * 256 + 256 * 256 + 256 + 8 * 9
+
+
+def test_gradients_are_exact():
+    torch.manual_seed(1)
+    block = LinearAngularAttention(8, num_heads=2, res_kernel_size=3).double()
+    x = torch.randn(1, 6, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(block, (x,), fast_mode=True)
+
+
+def test_bad_width_is_refused():
+    with pytest.raises(ValueError, match="divisible"):
+        LinearAngularAttention(30, num_heads=4)
