@@ -22,3 +22,14 @@ def test_unwrap_containers_and_ddp_prefix():
     inner = {"module.conv.weight": 1, "module.fc.bias": 2}
     assert unwrap_state_dict({"state_dict": inner, "epoch": 3}) == {"conv.weight": 1, "fc.bias": 2}
     assert unwrap_state_dict({"model_state": {"a": 1}}) == {"a": 1}
+
+
+def test_atomic_write_respects_umask(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "x.json", {})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644

@@ -1,0 +1,720 @@
+"""The one training loop every paperzoo paper uses.
+
+A *method* is an ``nn.Module`` with::
+
+    training_step(self, batch, step: int) -> dict[str, Tensor]   # must hold "loss"
+    on_after_optimizer_step(self, step: int)      # optional: momentum encoders, queues, ...
+    param_groups(self) -> list[dict]              # optional: custom optimizer groups
+    trainable_module(self) -> nn.Module           # optional: what model.safetensors holds
+    fsdp_modules(self) -> list[nn.Module]         # optional: FSDP2 units (e.g. the blocks)
+
+``step`` is the 0-based index of the optimizer step being taken; ``on_after_optimizer_step``
+receives the same index once that step has been applied. Everything a method must carry across
+a resume has to live in its parameters or buffers (or ``get_extra_state``), because the
+checkpoint stores ``method.state_dict()``.
+
+The :class:`Trainer` owns the rest: the (distributed) sampler and DataLoader, the optimizer and
+per-step LR schedule, AMP, gradient accumulation and clipping, EMA, ``torch.compile``, DDP /
+FSDP2 / SyncBN under torchrun, logging, and atomic checkpoints from which ``resume``
+continues bit for bit (see :mod:`paperzoo.train.checkpointing`, :mod:`paperzoo.train.sampling`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from paperzoo.core.checkpoint import CheckpointMismatchError, load_state_dict_strict
+from paperzoo.core.config import OptimConfig, TrainerConfig
+from paperzoo.core.run import RunContext
+from paperzoo.train import distributed as dist_utils
+from paperzoo.train.checkpointing import (
+    CHECKPOINT_FORMAT,
+    CheckpointSaveError,
+    checkpoint_path,
+    list_checkpoints,
+    load_training_checkpoint,
+    prune_checkpoints,
+    save_model_safetensors,
+    save_training_checkpoint,
+)
+from paperzoo.train.metrics_log import MetricsWriter, plot_loss_curve
+from paperzoo.train.optim import build_optimizer, build_scheduler, scaled_lr
+from paperzoo.train.sampling import ResumableDistributedSampler, SeededDataset
+from paperzoo.train.seeding import derive_seed, get_rng_state, seed_everything, set_rng_state
+
+__all__ = ["TrainState", "Trainer"]
+
+
+@dataclass
+class TrainState:
+    """Where training stands. ``step`` counts optimizer steps done."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # micro-batches of ``epoch`` already consumed (this rank)
+    max_steps: int = 0
+    steps_per_epoch: int = 0  # optimizer steps per epoch
+    resumed_from: str | None = None
+    last_checkpoint: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # last logged training scalars
+    eval_metrics: dict[str, float] = field(default_factory=dict)  # last eval_fn result
+    wall_seconds: float = 0.0
+
+
+class _StepAdapter(nn.Module):
+    """Routes ``forward`` to ``method.training_step`` so DDP/FSDP/compile hooks see the step."""
+
+    def __init__(self, method: nn.Module) -> None:
+        super().__init__()
+        self.method = method
+
+    def forward(self, batch: Any, step: int) -> Any:
+        return self.method.training_step(batch, step)
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return type(batch)({k: _to_device(v, device) for k, v in batch.items()})  # type: ignore[call-arg]
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
+        return type(batch)(*(_to_device(v, device) for v in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+def _module_prefix(root: nn.Module, target: nn.Module) -> str:
+    if target is root:
+        return ""
+    for name, mod in root.named_modules():
+        if mod is target:
+            return name + "."
+    raise ValueError(
+        f"{type(root).__name__}.trainable_module() returned a module that is not a submodule of it"
+    )
+
+
+class Trainer:
+    """Train ``method`` on ``train_dataset`` for ``trainer_cfg.max_steps`` optimizer steps.
+
+    Args:
+        method: the method module (see the module docstring).
+        train_dataset: a map-style dataset; items are collated by ``collate_fn`` (default
+            torch's) into the ``batch`` passed to ``training_step`` (moved to the device).
+        ctx: the run's context; outputs go under ``ctx.out_dir``, ``ctx.resume`` resumes from the
+            newest checkpoint in ``ctx.checkpoint_dir``.
+        trainer_cfg, optim_cfg: the recipe's sections.
+        batch_size: per process and per micro-batch; the global batch is
+            ``batch_size * world_size * grad_accum_steps``.
+        seed: seeds data order, augmentation and the training RNG (offset per rank).
+        eval_fn: optional ``fn(trainer) -> dict[str, float]``, called on every rank every
+            ``trainer_cfg.eval_every`` steps and at the end; results are logged as ``eval/*``.
+    """
+
+    def __init__(
+        self,
+        method: nn.Module,
+        train_dataset: Any,
+        ctx: RunContext,
+        trainer_cfg: TrainerConfig,
+        optim_cfg: OptimConfig,
+        *,
+        batch_size: int,
+        num_workers: int = 0,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
+        seed: int = 0,
+        drop_last: bool = True,
+        eval_fn: Callable[[Trainer], Mapping[str, float]] | None = None,
+    ) -> None:
+        if not callable(getattr(method, "training_step", None)):
+            raise TypeError(
+                f"{type(method).__name__} is not a paperzoo method: it needs "
+                "training_step(batch, step) -> dict with a 'loss' tensor"
+            )
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if trainer_cfg.grad_accum_steps < 1:
+            raise ValueError(
+                f"trainer.grad_accum_steps must be >= 1, got {trainer_cfg.grad_accum_steps}"
+            )
+        try:
+            n = len(train_dataset)
+        except TypeError:
+            raise TypeError(
+                f"train_dataset must be a map-style dataset with __len__, got {type(train_dataset).__name__}"
+            ) from None
+        if n == 0:
+            raise ValueError(
+                "the training dataset is empty: check the data path / filters before training"
+            )
+        self.cfg = trainer_cfg
+        self.optim_cfg = optim_cfg
+        self.ctx = ctx
+        self.seed = seed
+        self.batch_size = batch_size
+        self.eval_fn = eval_fn
+        self.out_dir = Path(ctx.out_dir)
+
+        info = dist_utils.init_distributed(trainer_cfg.device)
+        self.rank, self.world_size, self.device = info.rank, info.world_size, info.device
+        self.is_main = self.rank == 0
+        self.amp_dtype = self._resolve_amp(trainer_cfg.amp)
+
+        # -- data -----------------------------------------------------------------------------
+        self.sampler = ResumableDistributedSampler(
+            train_dataset,
+            num_replicas=self.world_size,
+            rank=self.rank,
+            shuffle=True,
+            seed=seed,
+            per_sample_seeds=trainer_cfg.deterministic_data,
+        )
+        dataset = SeededDataset(train_dataset) if trainer_cfg.deterministic_data else train_dataset
+        self._loader_generator = torch.Generator()
+        self.loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=self.sampler,
+            num_workers=num_workers,
+            collate_fn=collate_fn,
+            drop_last=drop_last,
+            pin_memory=self.device.type == "cuda",
+            generator=self._loader_generator,
+        )
+        per_rank = self.sampler.num_samples
+        self.batches_per_epoch = (
+            per_rank // batch_size if drop_last else math.ceil(per_rank / batch_size)
+        )
+        if self.batches_per_epoch == 0:
+            raise ValueError(
+                f"the dataset has {n} samples, {per_rank} per process, fewer than one batch of "
+                f"{batch_size}; lower batch_size or pass drop_last=False"
+            )
+        accum = trainer_cfg.grad_accum_steps
+        self.steps_per_epoch = max(1, self.batches_per_epoch // accum)
+        self.max_steps = (
+            trainer_cfg.epochs * self.steps_per_epoch
+            if trainer_cfg.epochs > 0
+            else trainer_cfg.max_steps
+        )
+        if self.max_steps < 1:
+            raise ValueError("nothing to train: set trainer.max_steps or trainer.epochs to >= 1")
+        self.global_batch = batch_size * self.world_size * accum
+
+        # -- model and wrapping ---------------------------------------------------------------
+        method = method.to(self.device)
+        self.strategy = self._resolve_strategy(trainer_cfg.strategy)
+        if trainer_cfg.sync_bn and self.world_size > 1:
+            if self.device.type != "cuda":
+                raise ValueError(
+                    "trainer.sync_bn=True needs CUDA: torch's SyncBatchNorm has no CPU kernel. "
+                    "Set trainer.sync_bn=false for CPU runs."
+                )
+            method = nn.SyncBatchNorm.convert_sync_batchnorm(method)
+        self.model = method  # the unwrapped method; checkpoints and model.safetensors come from it
+        adapter = _StepAdapter(method)
+        if self.strategy == "ddp":
+            from torch.nn.parallel import DistributedDataParallel
+
+            self._step_module: nn.Module = DistributedDataParallel(
+                adapter,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=trainer_cfg.find_unused_parameters,
+            )
+        elif self.strategy == "fsdp":
+            self._step_module = self._apply_fsdp(adapter)
+        else:
+            self._step_module = adapter
+        if trainer_cfg.compile:
+            self._step_module = torch.compile(  # type: ignore[assignment]
+                self._step_module,
+                backend=trainer_cfg.compile_backend,
+                mode=trainer_cfg.compile_mode,
+            )
+
+        # -- optimization ---------------------------------------------------------------------
+        self.peak_lr = scaled_lr(optim_cfg, self.global_batch)
+        self.optimizer = build_optimizer(self.model, optim_cfg, lr=self.peak_lr)
+        warmup = optim_cfg.warmup_steps or round(optim_cfg.warmup_epochs * self.steps_per_epoch)
+        self.warmup_steps = int(warmup)
+        self.scheduler = build_scheduler(
+            self.optimizer, optim_cfg, max_steps=self.max_steps, warmup_steps=self.warmup_steps,
+            peak_lr=self.peak_lr,
+        )  # fmt: skip
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=self.amp_dtype == torch.float16
+        )
+        self._params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        self.ema: torch.optim.swa_utils.AveragedModel | None = None
+        if trainer_cfg.ema_decay > 0:
+            if self.strategy == "fsdp":
+                raise ValueError("trainer.ema_decay > 0 is not supported with strategy='fsdp'")
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(
+                self.trainable_module(),
+                multi_avg_fn=get_ema_multi_avg_fn(trainer_cfg.ema_decay),
+                use_buffers=True,
+            )
+        self.state = TrainState(max_steps=self.max_steps, steps_per_epoch=self.steps_per_epoch)
+
+    # -- configuration helpers -------------------------------------------------------------------
+
+    def _resolve_amp(self, amp: str) -> torch.dtype | None:
+        if amp == "auto":
+            return torch.bfloat16 if self.device.type == "cuda" else None
+        if amp == "off":
+            return None
+        if amp == "bf16":
+            return torch.bfloat16
+        if amp == "fp16":
+            return torch.float16
+        raise ValueError(f"trainer.amp must be 'auto', 'off', 'bf16' or 'fp16', got {amp!r}")
+
+    def _resolve_strategy(self, strategy: str) -> str:
+        if strategy == "auto":
+            return "ddp" if self.world_size > 1 else "none"
+        if strategy in ("ddp", "fsdp"):
+            # Alone there is nothing to replicate or shard (and FSDP would need a process group).
+            return strategy if self.world_size > 1 else "none"
+        if strategy == "none":
+            if self.world_size > 1:
+                warnings.warn(
+                    "trainer.strategy='none' under torchrun: ranks train independently",
+                    stacklevel=3,
+                )
+            return "none"
+        raise ValueError(
+            f"trainer.strategy must be 'auto', 'ddp', 'fsdp' or 'none', got {strategy!r}"
+        )
+
+    def _apply_fsdp(self, adapter: _StepAdapter) -> nn.Module:
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+        mesh = init_device_mesh(self.device.type, (self.world_size,))
+        kwargs: dict[str, Any] = {"mesh": mesh}
+        if self.amp_dtype is not None:
+            kwargs["mp_policy"] = MixedPrecisionPolicy(
+                param_dtype=self.amp_dtype, reduce_dtype=torch.float32
+            )
+        units = getattr(self.model, "fsdp_modules", None)
+        for unit in units() if callable(units) else []:
+            fully_shard(unit, **kwargs)
+        fully_shard(adapter, **kwargs)
+        return adapter
+
+    def trainable_module(self) -> nn.Module:
+        """What ``model.safetensors`` holds: ``method.trainable_module()`` or the method."""
+        fn = getattr(self.model, "trainable_module", None)
+        return fn() if callable(fn) else self.model
+
+    # -- state dicts (full, also under FSDP) -----------------------------------------------------
+
+    def _model_state(self) -> dict[str, Any]:
+        if self.strategy == "fsdp":
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_model_state_dict,
+            )
+
+            opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+            return get_model_state_dict(self.model, options=opts)
+        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+
+    def _optim_state(self) -> dict[str, Any]:
+        if self.strategy == "fsdp":
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_optimizer_state_dict,
+            )
+
+            opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+            return get_optimizer_state_dict(self.model, self.optimizer, options=opts)
+        return self.optimizer.state_dict()
+
+    def _load_model_state(self, state: Mapping[str, Any], source: str) -> None:
+        if self.strategy == "fsdp":
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                set_model_state_dict,
+            )
+
+            own = set(self.model.state_dict())
+            if own != set(state):
+                # Reuse the core's message listing missing/unexpected keys.
+                load_state_dict_strict(_KeysOnly(own), state, source=source)
+            set_model_state_dict(
+                self.model, dict(state), options=StateDictOptions(full_state_dict=True)
+            )
+            return
+        load_state_dict_strict(self.model, state, source=source)
+
+    def _load_optim_state(self, state: Mapping[str, Any]) -> None:
+        if self.strategy == "fsdp":
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                set_optimizer_state_dict,
+            )
+
+            set_optimizer_state_dict(
+                self.model,
+                self.optimizer,
+                dict(state),
+                options=StateDictOptions(full_state_dict=True),
+            )
+            return
+        self.optimizer.load_state_dict(state)
+
+    # -- checkpoints -------------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> Path:
+        """Write ``checkpoints/step_XXXXXXX.pt`` atomically (rank 0) and prune old ones.
+
+        Every rank must call it (RNG states and FSDP shards are gathered). Raises
+        :class:`CheckpointSaveError` on every rank if the write failed.
+        """
+        s = self.state
+        rng = dist_utils.all_gather_object(get_rng_state())
+        model_state = self._model_state()
+        optim_state = self._optim_state()
+        path = checkpoint_path(self.ctx.checkpoint_dir, s.step)
+        error: str | None = None
+        if self.is_main:
+            payload = {
+                "format": CHECKPOINT_FORMAT,
+                "step": s.step,
+                "epoch": s.epoch,
+                "batch_in_epoch": s.batch_in_epoch,
+                "world_size": self.world_size,
+                "batch_size": self.batch_size,
+                "seed": self.seed,
+                "method": type(self.model).__name__,
+                "model": model_state,
+                "optimizer": optim_state,
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+                "ema": self.ema.state_dict() if self.ema is not None else {},
+                "rng": rng,
+            }
+            try:
+                save_training_checkpoint(path, payload)
+                prune_checkpoints(self.ctx.checkpoint_dir, self.cfg.keep_checkpoints)
+            except CheckpointSaveError as exc:
+                error = str(exc)
+        error = dist_utils.broadcast_object(error)  # type: ignore[assignment]
+        if error is not None:
+            raise CheckpointSaveError(error)
+        s.last_checkpoint = str(path)
+        return path
+
+    def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
+        """Restore everything :meth:`save_checkpoint` wrote; the next step continues exactly."""
+        payload = load_training_checkpoint(path)
+        self._load_model_state(
+            payload["model"], source=f"checkpoint {path} ({payload.get('method')})"
+        )
+        self._load_optim_state(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        if self.scaler.is_enabled() and payload["scaler"]:
+            self.scaler.load_state_dict(payload["scaler"])
+        if self.ema is not None:
+            if not payload["ema"]:
+                raise CheckpointMismatchError(
+                    f"{path} holds no EMA weights but trainer.ema_decay > 0; resume with "
+                    "ema_decay=0 or start a new run"
+                )
+            load_state_dict_strict(self.ema, payload["ema"], source=f"EMA in {path}")
+        exact = (
+            payload["world_size"] == self.world_size and payload["batch_size"] == self.batch_size
+        )
+        if exact:
+            set_rng_state(payload["rng"][self.rank])
+        else:
+            warnings.warn(
+                f"resuming {path} (world_size {payload['world_size']}, batch {payload['batch_size']}) "
+                f"with world_size {self.world_size}, batch {self.batch_size}: the data order and RNG "
+                "streams differ from the original run, so resume is not bit-exact",
+                stacklevel=2,
+            )
+            seed_everything(derive_seed(self.seed, self.rank, payload["step"]))
+        self.state.step = int(payload["step"])
+        self.state.epoch = int(payload["epoch"])
+        self.state.batch_in_epoch = int(payload["batch_in_epoch"]) if exact else 0
+        if not exact:
+            self.state.epoch += 1
+        self.state.resumed_from = str(path)
+
+    def _resume_if_asked(self) -> bool:
+        if not self.ctx.resume:
+            return False
+        found = list_checkpoints(self.ctx.checkpoint_dir)
+        if not found:
+            if self.is_main:
+                warnings.warn(
+                    f"resume requested but {self.ctx.checkpoint_dir} holds no checkpoint; "
+                    "starting from step 0",
+                    stacklevel=3,
+                )
+            return False
+        # Atomic writes mean the newest should always be complete; fall back anyway in case a
+        # file was damaged after it was written.
+        for path in reversed(found):
+            try:
+                load_training_checkpoint(path)
+            except CheckpointMismatchError as exc:
+                warnings.warn(f"skipping unreadable checkpoint: {exc}", stacklevel=3)
+                continue
+            self.load_checkpoint(path)
+            return True
+        raise CheckpointMismatchError(f"no readable checkpoint in {self.ctx.checkpoint_dir}")
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def _batches(self) -> Any:
+        """Yield micro-batches forever, tracking epoch / position and reseeding per epoch."""
+        s = self.state
+        while True:
+            if s.batch_in_epoch >= self.batches_per_epoch:
+                s.epoch += 1
+                s.batch_in_epoch = 0
+            self.sampler.set_epoch(s.epoch, start=s.batch_in_epoch * self.batch_size)
+            # The DataLoader draws its workers' base seed from this generator, so worker RNG
+            # depends only on (seed, epoch, rank), never on the global RNG.
+            self._loader_generator.manual_seed(derive_seed(self.seed, s.epoch, self.rank))
+            for batch in self.loader:
+                s.batch_in_epoch += 1
+                yield batch
+            s.batch_in_epoch = self.batches_per_epoch
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _no_sync(self, last_micro: bool) -> contextlib.AbstractContextManager[Any]:
+        if last_micro or self.strategy != "ddp":
+            return contextlib.nullcontext()
+        ddp = getattr(self._step_module, "_orig_mod", self._step_module)
+        return ddp.no_sync()
+
+    def fit(self) -> TrainState:
+        """Train to ``max_steps`` (resuming first if ``ctx.resume``); return the final state.
+
+        A fresh run seeds python/numpy/torch from (seed, rank) here; a resumed run restores the
+        generators from the checkpoint instead.
+        """
+        start_time = time.perf_counter()
+        cfg, s = self.cfg, self.state
+        resumed = self._resume_if_asked()
+        if not resumed:
+            seed_everything(derive_seed(self.seed, self.rank, 1))
+        writer = None
+        if self.is_main:
+            writer = MetricsWriter(
+                self.out_dir, tensorboard=cfg.tensorboard, resume_step=s.step if resumed else None
+            )
+        bar = self._progress_bar()
+        self.model.train()
+        accum = cfg.grad_accum_steps
+        sums: dict[str, torch.Tensor] = {}
+        count = 0
+        bad = torch.zeros((), dtype=torch.bool, device=self.device)
+        # samples/s covers training only: time spent in eval_fn and checkpoints is subtracted.
+        window_start, window_samples, paused = time.perf_counter(), 0, 0.0
+        batches = self._batches()
+        on_after = getattr(self.model, "on_after_optimizer_step", None)
+        try:
+            while s.step < self.max_steps:
+                step = s.step
+                for micro in range(accum):
+                    batch = _to_device(next(batches), self.device)
+                    with self._no_sync(micro == accum - 1), self._autocast():
+                        out = self._step_module(batch, step)
+                    loss = self._check_output(out, step)
+                    self.scaler.scale(loss / accum).backward()
+                    bad |= ~torch.isfinite(loss.detach())
+                    for key, value in out.items():
+                        if isinstance(value, torch.Tensor) and value.numel() == 1:
+                            v = value.detach().float().reshape(())
+                            sums[key] = sums[key] + v if key in sums else v
+                    count += 1
+                grad_norm = None
+                if cfg.clip_grad_norm > 0:
+                    self.scaler.unscale_(self.optimizer)
+                    grad_norm = torch.nn.utils.clip_grad_norm_(self._params, cfg.clip_grad_norm)
+                lr = self.optimizer.param_groups[0]["lr"]
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scheduler.step()
+                if callable(on_after):
+                    on_after(step)
+                if self.ema is not None:
+                    self.ema.update_parameters(self.trainable_module())
+                s.step += 1
+                window_samples += self.global_batch
+                if bar is not None:
+                    bar.update(1)
+                last = s.step == self.max_steps
+                if s.step % max(1, cfg.log_every) == 0 or last:
+                    self._raise_if_nonfinite(bad)
+                    elapsed = time.perf_counter() - window_start - paused
+                    record = self._log_record(sums, count, lr, grad_norm, elapsed, window_samples)
+                    s.metrics = {k: v for k, v in record.items() if k != "step"}
+                    if writer is not None:
+                        writer.write(record)
+                    self._report(bar, record)
+                    sums, count = {}, 0
+                    window_start, window_samples, paused = time.perf_counter(), 0, 0.0
+                if self.eval_fn is not None and (
+                    (cfg.eval_every > 0 and s.step % cfg.eval_every == 0) or last
+                ):
+                    t0 = time.perf_counter()
+                    self._run_eval(writer)
+                    paused += time.perf_counter() - t0
+                if (cfg.checkpoint_every > 0 and s.step % cfg.checkpoint_every == 0) or last:
+                    t0 = time.perf_counter()
+                    self._raise_if_nonfinite(bad)
+                    self.save_checkpoint()
+                    paused += time.perf_counter() - t0
+        finally:
+            if bar is not None:
+                bar.close()
+            if writer is not None:
+                writer.close()
+        self._finish()
+        s.wall_seconds = time.perf_counter() - start_time
+        return s
+
+    def _check_output(self, out: Any, step: int) -> torch.Tensor:
+        if not isinstance(out, Mapping) or "loss" not in out:
+            raise TypeError(
+                f"{type(self.model).__name__}.training_step must return a dict with a 'loss' "
+                f"tensor; got {type(out).__name__}"
+                + (f" with keys {sorted(out)}" if isinstance(out, Mapping) else "")
+            )
+        loss = out["loss"]
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.requires_grad:
+            raise TypeError(
+                f"{type(self.model).__name__}.training_step: 'loss' must be a scalar tensor that "
+                f"requires grad (step {step})"
+            )
+        return loss.reshape(())
+
+    def _raise_if_nonfinite(self, bad: torch.Tensor) -> None:
+        if bool(dist_utils.all_reduce_mean(bad.float()) > 0):
+            raise FloatingPointError(
+                f"non-finite loss before step {self.state.step}; lower the learning rate, enable "
+                "gradient clipping (trainer.clip_grad_norm) or check the data. The last good "
+                f"checkpoint is {self.state.last_checkpoint or 'none'}."
+            )
+
+    def _log_record(
+        self,
+        sums: Mapping[str, torch.Tensor],
+        count: int,
+        lr: float,
+        grad_norm: torch.Tensor | None,
+        elapsed: float,
+        window_samples: int,
+    ) -> dict[str, Any]:
+        keys = sorted(sums)
+        values: list[float] = []
+        if keys:
+            stacked = torch.stack([sums[k] for k in keys]) / max(1, count)
+            values = dist_utils.all_reduce_mean(stacked).tolist()
+        record: dict[str, Any] = {"step": self.state.step, "epoch": self.state.epoch, "lr": lr}
+        record.update(zip(keys, values))
+        if grad_norm is not None:
+            record["grad_norm"] = float(grad_norm)
+        record["samples_per_sec"] = window_samples / max(elapsed, 1e-9)
+        return record
+
+    def _run_eval(self, writer: MetricsWriter | None) -> None:
+        assert self.eval_fn is not None
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            metrics = {k: float(v) for k, v in dict(self.eval_fn(self)).items()}
+        finally:
+            self.model.train(was_training)
+        self.state.eval_metrics = metrics
+        if writer is not None and metrics:
+            writer.write({"step": self.state.step, **{f"eval/{k}": v for k, v in metrics.items()}})
+
+    def _progress_bar(self) -> Any:
+        if not (self.is_main and self.cfg.progress and sys.stderr.isatty()):
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.max_steps, initial=self.state.step, unit="step", dynamic_ncols=True)
+
+    def _report(self, bar: Any, record: Mapping[str, Any]) -> None:
+        if not self.is_main or not self.cfg.progress:
+            return
+        if bar is not None:
+            bar.set_postfix(
+                loss=f"{record.get('loss', float('nan')):.4g}",
+                lr=f"{record['lr']:.3g}",
+                img_s=f"{record['samples_per_sec']:.0f}",
+                refresh=False,
+            )
+            return
+        # Not a TTY (CI, a log file): one plain line per log step instead of a bar.
+        done = self.state.step
+        rate = record["samples_per_sec"] / self.global_batch
+        eta = (self.max_steps - done) / rate if rate > 0 else float("nan")
+        extras = " ".join(
+            f"{k} {v:.4g}"
+            for k, v in record.items()
+            if k not in ("step", "epoch", "lr", "samples_per_sec")
+        )
+        print(
+            f"step {done}/{self.max_steps} epoch {record['epoch']} lr {record['lr']:.4g} {extras} "
+            f"{record['samples_per_sec']:.0f} samples/s eta {eta:.0f}s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def _finish(self) -> None:
+        """Final weights (rank 0): model.safetensors (+ model_ema.safetensors) and loss.png."""
+        state = self._model_state()
+        prefix = _module_prefix(self.model, self.trainable_module())
+        weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if self.is_main:
+            meta = {"step": str(self.state.step), "method": type(self.model).__name__}
+            save_model_safetensors(weights, self.out_dir / "model.safetensors", metadata=meta)
+            if self.ema is not None:
+                save_model_safetensors(
+                    self.ema.module, self.out_dir / "model_ema.safetensors", metadata=meta
+                )
+            plot_loss_curve(self.out_dir / "metrics.jsonl", self.out_dir / "loss.png")
+        dist_utils.barrier()
+
+
+class _KeysOnly:
+    """Stands in for a module in ``load_state_dict_strict`` when only the key check is wanted."""
+
+    def __init__(self, keys: set[str]) -> None:
+        self._keys = keys
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict.fromkeys(self._keys)
+
+    def load_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        pass
