@@ -54,6 +54,7 @@ def test_overrides_are_typed_and_nested():
     assert cfg.model.note == "hello"
     assert cfg.trainer.compile is True
     assert cfg.data.root == "/tmp/data"
+    assert apply_overrides(Recipe(), ["model.widths=7"]).model.widths == (7,)
     # The original is untouched.
     assert Recipe().trainer.max_steps == TrainerConfig().max_steps
 

@@ -217,8 +217,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin in (tuple, list):
         if isinstance(value, str):
             value = [_parse_scalar(v.strip()) for v in value.split(",")] if value else []
-        if not isinstance(value, (list, tuple)):
-            raise bad
+        elif not isinstance(value, (list, tuple)):
+            value = [value]  # `--set seeds=0` is the one-element sequence
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise ConfigError(
