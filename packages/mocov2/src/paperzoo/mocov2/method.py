@@ -1,0 +1,160 @@
+"""The MoCo training objective: momentum update, shuffle-BN key encoding, InfoNCE, queue update.
+
+Papers: MoCo v1 (He et al., CVPR 2020, arXiv:1911.05722) and MoCo v2 (Chen et al.,
+arXiv:2003.04297). Follows the official ``moco/builder.py`` (facebookresearch/moco): the order
+of one step is momentum update -> shuffled key forward -> unshuffle -> logits -> enqueue.
+
+One method, with switches for v1 and v2, is driven by :class:`paperzoo.train.Trainer`:
+the model (:class:`paperzoo.mocov2.model.MoCo`) carries the head (MLP for v2, linear for v1),
+the temperature (0.2 for v2, 0.07 for v1), K and m; the recipe picks "aug" or "aug+" and the
+cosine or step schedule.
+
+Why shuffle-BN
+--------------
+BatchNorm computes its statistics over the samples that share a forward pass. If a query and
+its positive key are encoded in BNs that see the same set of images, the key carries a
+"signature" of that batch's statistics that the query shares; since all the negatives come from
+the queue (older batches), the network can find the positive by matching batch statistics
+instead of learning a good representation. The MoCo paper reports that the loss then drops
+quickly while the representation is poor ("cheating").
+
+The official fix runs BN per GPU and shuffles the *key* batch across GPUs before the key
+encoder (all-gather the images, permute with an index broadcast from rank 0, each GPU encodes
+its slice, then all-gather the keys and undo the permutation). The query of sample i and its
+positive key are then normalised with statistics of two different subsets of the batch.
+
+Single-process equivalent (``bn_splits``)
+-----------------------------------------
+Shuffling within one BN batch changes nothing (BN statistics are permutation-invariant), and a
+single process that encodes the whole batch in one BN is exactly the leaking setup. So with
+``bn_splits = G > 1`` this method simulates G GPUs in one process: the query batch is encoded
+as G consecutive chunks, each with its own BN statistics (as per-GPU BN), and the key batch is
+permuted, encoded as G chunks, and un-permuted, i.e. the official shuffle with G "virtual GPUs".
+Given the same permutation, a 1-process run with ``bn_splits=G`` computes exactly what a
+G-process DDP run with per-rank batches of N/G computes (tested). The official CIFAR-10 Colab
+demo does the same with a ``SplitBatchNorm`` layer (``bn_splits=8``); running the encoder per
+chunk gives identical statistics without replacing the BN layers, so the module keeps the
+official state-dict keys. Under DDP the two compose: the global batch is shuffled across ranks
+and each rank may split further. BN running statistics are then updated once per chunk (a DDP
+run keeps rank 0's, updated once per step); they are only used at evaluation time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.distributed as torch_dist
+import torch.nn.functional as F
+from torch import nn
+
+from paperzoo.mocov2.model import MoCo
+from paperzoo.train import distributed as dist_utils
+
+__all__ = ["MoCoMethod", "batch_shuffle", "batch_unshuffle", "encode_in_chunks"]
+
+
+def encode_in_chunks(encoder: nn.Module, x: torch.Tensor, chunks: int) -> torch.Tensor:
+    """``encoder`` on ``chunks`` equal consecutive slices of ``x``, concatenated.
+
+    Each slice gets its own BatchNorm statistics, as if it were on its own GPU.
+    (N, ...) -> (N, D); N must be divisible by ``chunks``.
+    """
+    if chunks <= 1:
+        return encoder(x)
+    if x.shape[0] % chunks:
+        raise ValueError(
+            f"batch of {x.shape[0]} cannot be split into {chunks} equal BN groups; make the "
+            "per-process batch size a multiple of moco.bn_splits"
+        )
+    return torch.cat([encoder(c) for c in x.chunk(chunks)], dim=0)
+
+
+@torch.no_grad()
+def batch_shuffle(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The official cross-GPU batch shuffle (``_batch_shuffle_ddp``), also valid alone.
+
+    Gathers ``x`` (B, ...) from every rank, draws one permutation of the B*W samples on rank 0
+    (torch's global RNG on ``x.device``) and broadcasts it; returns this rank's B shuffled
+    samples and the inverse permutation for :func:`batch_unshuffle`. Alone (W = 1) it returns
+    a permutation of ``x`` itself.
+    """
+    x_all = dist_utils.all_gather(x)
+    world = x_all.shape[0] // x.shape[0]
+    idx_shuffle = torch.randperm(x_all.shape[0], device=x.device)
+    if dist_utils.is_dist():
+        torch_dist.broadcast(idx_shuffle, src=0)
+    idx_unshuffle = torch.argsort(idx_shuffle)
+    idx_this = idx_shuffle.view(world, -1)[dist_utils.get_rank()]
+    return x_all[idx_this], idx_unshuffle
+
+
+@torch.no_grad()
+def batch_unshuffle(x: torch.Tensor, idx_unshuffle: torch.Tensor) -> torch.Tensor:
+    """Undo :func:`batch_shuffle`: gather every rank's (B, ...) outputs and restore the order."""
+    x_all = dist_utils.all_gather(x)
+    world = x_all.shape[0] // x.shape[0]
+    return x_all[idx_unshuffle.view(world, -1)[dist_utils.get_rank()]]
+
+
+class MoCoMethod(nn.Module):
+    """MoCo's training step, for :class:`paperzoo.train.Trainer`.
+
+    Args:
+        model: a :class:`~paperzoo.mocov2.model.MoCo` (encoders, head, queue).
+        shuffle_bn: shuffle the key batch before the key encoder (official behaviour). Off,
+            the keys are encoded in the same BN groups as the queries (the leaking setup, for
+            ablations only).
+        bn_splits: BN groups per process (the single-process shuffle-BN equivalent, see the
+            module docstring). 1 under DDP reproduces the official per-GPU BN.
+
+    Batches are ``([im_q, im_k], labels)`` as ``TwoCropsTransform`` and the default collate
+    give them: two (B, C, H, W) float views of the same images; labels are ignored.
+    """
+
+    def __init__(self, model: MoCo, *, shuffle_bn: bool = True, bn_splits: int = 1) -> None:
+        super().__init__()
+        if bn_splits < 1:
+            raise ValueError(f"bn_splits must be >= 1, got {bn_splits}")
+        self.model = model
+        self.shuffle_bn = shuffle_bn
+        self.bn_splits = bn_splits
+
+    def trainable_module(self) -> nn.Module:
+        """The full MoCo module (query + key encoders and queue) is what gets saved."""
+        return self.model
+
+    @torch.no_grad()
+    def encode_keys(self, im_k: torch.Tensor) -> torch.Tensor:
+        """L2-normalised keys (B, dim) of the key encoder, with shuffle-BN when enabled."""
+        encoder = self.model.encoder_k
+        if not self.shuffle_bn:
+            return F.normalize(encode_in_chunks(encoder, im_k, self.bn_splits), dim=1)
+        shuffled, idx_unshuffle = batch_shuffle(im_k)
+        k = F.normalize(encode_in_chunks(encoder, shuffled, self.bn_splits), dim=1)
+        return batch_unshuffle(k, idx_unshuffle)
+
+    def forward(self, im_q: torch.Tensor, im_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One MoCo step's logits (B, 1 + K) and targets (B,) (all zeros); updates the queue.
+
+        Side effects, in the official order: the key encoder takes its momentum step before
+        encoding the keys, and the keys of every process are enqueued after the logits.
+        """
+        q = F.normalize(encode_in_chunks(self.model.encoder_q, im_q, self.bn_splits), dim=1)
+        with torch.no_grad():
+            self.model.momentum_update_key_encoder()
+            k = self.encode_keys(im_k)
+        logits = self.model.contrastive_logits(q, k)
+        labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+        self.model.dequeue_and_enqueue(dist_utils.all_gather(k))
+        return logits, labels
+
+    def training_step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
+        """InfoNCE loss and the (1 + K)-way instance-discrimination top-1 (percent)."""
+        views, _ = batch
+        im_q, im_k = views[0], views[1]
+        logits, labels = self(im_q, im_k)
+        loss = F.cross_entropy(logits, labels)
+        with torch.no_grad():
+            acc1 = (logits.argmax(dim=1) == labels).float().mean() * 100.0
+        return {"loss": loss, "contrast_acc1": acc1}

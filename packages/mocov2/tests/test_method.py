@@ -1,0 +1,160 @@
+"""The MoCo objective: InfoNCE, queue, momentum update, shuffle-BN (alone and across 2 ranks)."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+from paperzoo.core import create_method, create_model
+from paperzoo.mocov2.method import MoCoMethod, batch_shuffle, batch_unshuffle, encode_in_chunks
+from paperzoo.mocov2.model import info_nce_logits
+
+
+def _tiny_moco(queue_size: int = 32, **kw):
+    torch.manual_seed(0)
+    return create_model(
+        "mocov2_resnet10_narrow", widths=(4, 8, 8, 8), dim=8, queue_size=queue_size, **kw
+    )
+
+
+def test_info_nce_matches_hand_computed_value():
+    q = torch.tensor([[1.0, 0.0]])
+    k = torch.tensor([[0.6, 0.8]])
+    queue = torch.tensor([[0.0, -1.0], [1.0, 0.0]])  # columns: negatives (0, 1) and (-1, 0)
+    logits = info_nce_logits(q, k, queue, temperature=0.5)
+    torch.testing.assert_close(logits, torch.tensor([[1.2, 0.0, -2.0]]))
+    loss = F.cross_entropy(logits, torch.zeros(1, dtype=torch.long))
+    expected = -math.log(math.exp(1.2) / (math.exp(1.2) + math.exp(0.0) + math.exp(-2.0)))
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_queue_enqueue_dequeue_wraps_and_advances_pointer():
+    model = _tiny_moco(queue_size=6)
+    before = model.queue.clone()
+    first = F.normalize(torch.randn(4, 8), dim=1)
+    model.dequeue_and_enqueue(first)
+    assert int(model.queue_ptr) == 4
+    torch.testing.assert_close(model.queue[:, :4], first.T)
+    torch.testing.assert_close(model.queue[:, 4:], before[:, 4:])  # untouched, oldest entries
+    second = F.normalize(torch.randn(4, 8), dim=1)
+    model.dequeue_and_enqueue(second)
+    # The two oldest slots (4, 5) are overwritten first, then it wraps to 0, 1.
+    assert int(model.queue_ptr) == 2
+    torch.testing.assert_close(model.queue[:, [4, 5, 0, 1]], second.T)
+    torch.testing.assert_close(model.queue[:, 2:4], first[2:].T)
+    with pytest.raises(ValueError, match="queue_size"):
+        model.dequeue_and_enqueue(torch.randn(7, 8))
+
+
+def test_momentum_update_math():
+    model = _tiny_moco(momentum=0.9)
+    for p in model.encoder_q.parameters():
+        p.data.normal_()
+    k_before = [p.clone() for p in model.encoder_k.parameters()]
+    bn_before = model.encoder_k.bn1.running_mean.clone()
+    model.momentum_update_key_encoder()
+    for pk, pk0, pq in zip(model.encoder_k.parameters(), k_before, model.encoder_q.parameters()):
+        torch.testing.assert_close(pk, 0.9 * pk0 + 0.1 * pq)
+        assert not pk.requires_grad
+    assert torch.equal(model.encoder_k.bn1.running_mean, bn_before)  # buffers are not averaged
+
+
+def test_training_step_order_and_gradients_only_reach_the_query_encoder():
+    model = _tiny_moco(queue_size=16)
+    method = create_method("moco", model=model, bn_splits=2)
+    views = [torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)]
+    queue_before = model.queue.clone()
+    out = method.training_step((views, torch.zeros(4)), step=0)
+    # Logits were taken against the queue *before* this batch was enqueued.
+    assert out["loss"].ndim == 0
+    out["loss"].backward()
+    assert all(p.grad is None for p in model.encoder_k.parameters())
+    assert model.encoder_q.conv1.weight.grad is not None
+    assert int(model.queue_ptr) == 4
+    torch.testing.assert_close(model.queue[:, 4:], queue_before[:, 4:])
+    assert not torch.allclose(model.queue[:, :4], queue_before[:, :4])
+    # The enqueued keys are unit vectors of the key encoder.
+    torch.testing.assert_close(model.queue[:, :4].norm(dim=0), torch.ones(4))
+
+
+def test_batch_shuffle_then_unshuffle_is_identity_alone():
+    x = torch.arange(12.0).view(6, 2)
+    shuffled, idx_unshuffle = batch_shuffle(x)
+    assert sorted(shuffled[:, 0].tolist()) == x[:, 0].tolist()
+    torch.testing.assert_close(batch_unshuffle(shuffled, idx_unshuffle), x)
+
+
+def test_shuffle_without_bn_groups_is_a_no_op_so_groups_are_needed():
+    """One BN over the whole batch is permutation-invariant: shuffling alone changes nothing."""
+    model = _tiny_moco()
+    x = torch.randn(8, 3, 16, 16)
+    no_shuffle = MoCoMethod(model, shuffle_bn=False, bn_splits=1).encode_keys(x)
+    shuffled = MoCoMethod(model, shuffle_bn=True, bn_splits=1).encode_keys(x)
+    torch.testing.assert_close(shuffled, no_shuffle, rtol=1e-5, atol=1e-6)
+    # With 4 BN groups, shuffling changes which samples share statistics, hence the keys.
+    grouped = MoCoMethod(model, shuffle_bn=False, bn_splits=4).encode_keys(x)
+    torch.manual_seed(1)
+    grouped_shuffled = MoCoMethod(model, shuffle_bn=True, bn_splits=4).encode_keys(x)
+    assert not torch.allclose(grouped, grouped_shuffled, atol=1e-4)
+
+
+def test_shuffled_keys_are_per_group_keys_of_the_permuted_batch_unpermuted():
+    model = _tiny_moco()
+    x = torch.randn(8, 3, 16, 16)
+    torch.manual_seed(3)
+    keys = MoCoMethod(model, bn_splits=4).encode_keys(x)
+    torch.manual_seed(3)
+    perm = torch.randperm(8)
+    by_hand = torch.empty(8, 8)
+    for g in range(4):
+        idx = perm[2 * g : 2 * g + 2]  # virtual GPU g encodes these two samples in one BN
+        by_hand[idx] = F.normalize(model.encoder_k(x[idx]), dim=1)
+    torch.testing.assert_close(keys, by_hand, rtol=1e-5, atol=1e-6)
+
+
+def test_encode_in_chunks_rejects_uneven_groups():
+    model = _tiny_moco()
+    with pytest.raises(ValueError, match="bn_splits"):
+        encode_in_chunks(model.encoder_q, torch.randn(6, 3, 16, 16), 4)
+
+
+# -- two gloo processes vs one process with two BN groups -------------------------------------
+
+
+def _ddp_worker(rank: int, world: int, init_file: str, x_q, x_k, out_dir: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        method = MoCoMethod(_tiny_moco(queue_size=16), bn_splits=1)
+        b = x_q.shape[0] // world
+        torch.manual_seed(123)  # rank 0's permutation is the one broadcast
+        logits, _ = method(x_q[rank * b : (rank + 1) * b], x_k[rank * b : (rank + 1) * b])
+        torch.save(
+            {"logits": logits.detach(), "queue": method.model.queue.clone()},
+            os.path.join(out_dir, f"rank{rank}.pt"),
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_process_shuffle_bn_equals_one_process_with_two_bn_groups(tmp_path):
+    torch.manual_seed(7)
+    x_q, x_k = torch.randn(8, 3, 16, 16), torch.randn(8, 3, 16, 16)
+    mp.spawn(
+        _ddp_worker, args=(2, str(tmp_path / "init"), x_q, x_k, str(tmp_path)), nprocs=2, join=True
+    )
+    single = MoCoMethod(_tiny_moco(queue_size=16), bn_splits=2)
+    torch.manual_seed(123)
+    logits, _ = single(x_q, x_k)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    torch.testing.assert_close(
+        torch.cat([r["logits"] for r in ranks]), logits, rtol=1e-5, atol=1e-5
+    )
+    for r in ranks:  # every rank enqueued the keys of the whole global batch, in order
+        torch.testing.assert_close(r["queue"], single.model.queue, rtol=1e-5, atol=1e-6)
