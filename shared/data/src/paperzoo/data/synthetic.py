@@ -9,8 +9,15 @@ frame-averaged 2D model therefore tops out at 1 / num_directions of the classes'
 information, and a video model must use time. (In the spirit of Srivastava et al. 2015's
 Moving MNIST, arXiv:1502.04681, but labelled for classification.)
 
-Train and val videos use disjoint MNIST images (a stratified split of the 5,000), so val
-measures generalisation to unseen handwriting.
+Train, val and test videos use disjoint MNIST images (stratified splits of the 5,000: 80% for
+train, the held-out 20% for val, halved between val and test when a test split is asked for),
+so val and test measure generalisation to unseen handwriting and never share a source image.
+
+Backgrounds: ``"black"`` (the default), ``"texture"`` (smooth low-pass-filtered noise, one per
+video, static or drifting a few px per frame in a random direction, so that a masked patch
+carries information to reconstruct) or ``"clutter"`` (static fragments of other MNIST digits
+from the same split's pool). The moving digit is max-composited on top, so it stays visible.
+Backgrounds are drawn independently of the label: they carry no class information.
 """
 
 from __future__ import annotations
@@ -22,7 +29,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DIRECTIONS", "moving_digits_dataset", "render_moving_digit", "write_moving_digits"]
+__all__ = [
+    "BACKGROUNDS",
+    "DIRECTIONS",
+    "moving_digits_dataset",
+    "render_background",
+    "render_moving_digit",
+    "write_moving_digits",
+]
+
+BACKGROUNDS = ("black", "texture", "clutter")
+SPLITS = ("train", "val", "test")
 
 # (dy, dx) unit steps; the first 2 / 4 / 8 are used for num_directions = 2 / 4 / 8.
 DIRECTIONS: dict[str, tuple[int, int]] = {
@@ -55,6 +72,58 @@ def render_moving_digit(
         y = (start[0] + t * speed * direction[0] + rows) % size
         x = (start[1] + t * speed * direction[1] + cols) % size
         frames[t][np.ix_(y, x)] = digit
+    return frames
+
+
+def _low_pass_texture(rng: np.random.Generator, size: int, cutoff: float) -> np.ndarray:
+    """A smooth periodic texture: white noise low-pass filtered with a Gaussian of ``cutoff``
+    cycles per canvas in frequency, rescaled to [0, 1]; float (size, size)."""
+    freq = np.fft.fftfreq(size) * size
+    radius2 = freq[:, None] ** 2 + freq[None, :] ** 2
+    spectrum = np.fft.fft2(rng.standard_normal((size, size))) * np.exp(-radius2 / (2 * cutoff**2))
+    texture = np.fft.ifft2(spectrum).real
+    texture -= texture.min()
+    return texture / max(float(texture.max()), 1e-12)
+
+
+def render_background(
+    kind: str,
+    rng: np.random.Generator,
+    size: int,
+    num_frames: int,
+    fragments: np.ndarray | None = None,
+    drift: int = 0,
+    level: int = 128,
+) -> np.ndarray:
+    """The background of one video, uint8 (T, size, size) in [0, ``level``].
+
+    ``"black"``: zeros. ``"texture"``: :func:`_low_pass_texture` (a few blobs per canvas),
+    shifted by ``drift`` px per frame along a random one of the 8 directions (0: static).
+    ``"clutter"``: 6 static fragments (random 14 x 14 crops of the 28 x 28 ``fragments``
+    images, (N, 28, 28) uint8) at random places on the torus, each dimmed to a random
+    40-100% of ``level``.
+    """
+    if kind not in BACKGROUNDS:
+        raise ValueError(f"unknown background {kind!r}; expected one of {BACKGROUNDS}")
+    frames = np.zeros((num_frames, size, size), dtype=np.uint8)
+    if kind == "texture":
+        texture = np.rint(_low_pass_texture(rng, size, cutoff=3.0) * level).astype(np.uint8)
+        dy, dx = list(DIRECTIONS.values())[int(rng.integers(len(DIRECTIONS)))]
+        for t in range(num_frames):
+            frames[t] = np.roll(texture, (t * drift * dy, t * drift * dx), axis=(0, 1))
+    elif kind == "clutter":
+        if fragments is None or len(fragments) == 0:
+            raise ValueError("the clutter background needs digit images to cut fragments from")
+        canvas = np.zeros((size, size), dtype=np.uint8)
+        for _ in range(6):
+            image = fragments[int(rng.integers(len(fragments)))]
+            oy, ox = (int(v) for v in rng.integers(0, 15, size=2))
+            crop = image[oy : oy + 14, ox : ox + 14].astype(np.float64)
+            crop = np.rint(crop * (level / 255.0) * rng.uniform(0.4, 1.0)).astype(np.uint8)
+            y = (int(rng.integers(size)) + np.arange(14)) % size
+            x = (int(rng.integers(size)) + np.arange(14)) % size
+            canvas[np.ix_(y, x)] = np.maximum(canvas[np.ix_(y, x)], crop)
+        frames[:] = canvas
     return frames
 
 
@@ -96,15 +165,24 @@ def write_moving_digits(
     crf: int = 18,
     gop: int = 8,
     colour: bool = False,
+    test_fraction: float = 0.0,
+    background: str = "black",
+    background_drift: int = 0,
 ) -> Path:
     """Write a labelled moving-digits video set and return the path of its train manifest.
 
     Files written under ``out_dir``: ``videos/<class>_<i>.mp4`` (h264, yuv420p, ``size`` x
     ``size``, ``num_frames`` frames at ``fps``), Kinetics-style manifests ``train.csv`` and
     ``val.csv`` (``relative/path.mp4 label`` per line, resolved against the manifest's
-    folder), ``classes.json`` (label -> ``"<digit>_<direction>"``) and ``meta.json`` (the
-    arguments). ``val_fraction`` of each class's videos go to val. The same seed writes the
-    same files. ``colour=True`` tints each video with a random colour (still no direction cue).
+    folder), ``classes.json`` (label -> ``"<digit>_<direction>"``), ``sources.json`` (video ->
+    index of its digit in :func:`~paperzoo.data.images.load_mnist_sample`) and ``meta.json``
+    (the arguments). ``val_fraction`` of each class's videos go to val and, when ``test_fraction``
+    > 0, ``test_fraction`` of them to a held-out ``test.csv`` (MNIST images disjoint from both
+    train's and val's; with ``test_fraction=0`` no test split is written and the output is
+    the same as before the option existed). The same seed writes the same files.
+    ``colour=True`` tints each video with a random colour (still no direction cue).
+    ``background`` is one of :data:`BACKGROUNDS` (see :func:`render_background`;
+    ``background_drift`` px/frame moves the texture), composited under the digit by maximum.
 
     Classes: ``label = digit_position * num_directions + direction_index`` over ``digits`` and
     the first ``num_directions`` of :data:`DIRECTIONS`.
@@ -115,42 +193,82 @@ def write_moving_digits(
         raise ValueError(f"size must be even and >= 28 (an MNIST digit is 28 px), got {size}")
     if num_videos_per_class < 2 and val_fraction > 0:
         raise ValueError("need at least 2 videos per class to hold some out for val")
+    if background not in BACKGROUNDS:
+        raise ValueError(f"unknown background {background!r}; expected one of {BACKGROUNDS}")
+    if not (0.0 <= val_fraction < 1.0 and 0.0 <= test_fraction < 1.0):
+        raise ValueError(
+            f"val_fraction and test_fraction must be in [0, 1), got {val_fraction}, {test_fraction}"
+        )
+    n_val = round(val_fraction * num_videos_per_class)
+    n_test = round(test_fraction * num_videos_per_class)
+    if test_fraction > 0 and n_test == 0:
+        raise ValueError(
+            f"test_fraction={test_fraction} of {num_videos_per_class} videos per class rounds to "
+            "no test video; raise num_videos_per_class or test_fraction"
+        )
+    if n_val + n_test >= num_videos_per_class:
+        raise ValueError(
+            f"val ({n_val}) + test ({n_test}) videos per class leave no training video out of "
+            f"{num_videos_per_class}; lower val_fraction/test_fraction"
+        )
     from paperzoo.data.images import load_mnist_sample, stratified_split
 
     out = Path(out_dir)
     (out / "videos").mkdir(parents=True, exist_ok=True)
     images, labels = load_mnist_sample()
-    pool_train, pool_val = stratified_split(labels, 0.2, seed)
+    pools = dict(zip(("train", "val"), stratified_split(labels, 0.2, seed), strict=True))
+    if n_test:  # halve the held-out images: val and test never share a source image
+        val_half, test_half = stratified_split(labels[pools["val"]], 0.5, seed)
+        pools["val"], pools["test"] = pools["val"][val_half], pools["val"][test_half]
+    fragment_pools = (
+        {k: images[v].numpy() for k, v in pools.items()} if background == "clutter" else {}
+    )
     rng = np.random.default_rng(seed)
     directions = list(DIRECTIONS.items())[:num_directions]
-    n_val = round(val_fraction * num_videos_per_class)
     rows: dict[str, list[tuple[str, int]]] = {"train": [], "val": []}
+    if n_test:
+        rows["test"] = []
     classes: dict[int, str] = {}
+    sources: dict[str, int] = {}
     for d_pos, digit in enumerate(digits):
         for k, (name, step) in enumerate(directions):
             label = d_pos * num_directions + k
             classes[label] = f"{digit}_{name}"
             for i in range(num_videos_per_class):
-                split = "val" if i < n_val else "train"
-                pool = pool_val if split == "val" else pool_train
+                split = "val" if i < n_val else "test" if i < n_val + n_test else "train"
+                pool = pools[split]
                 candidates = pool[labels[pool] == digit]
-                image = images[candidates[rng.integers(len(candidates))]].numpy()
+                index = rng.integers(len(candidates))
+                image = images[candidates[index]].numpy()
                 start = (int(rng.integers(size)), int(rng.integers(size)))
                 gray = render_moving_digit(image, step, start, size, num_frames, speed)
+                if background != "black":
+                    # Its own stream per video: the black set's draws (and files) stay as before.
+                    bg_rng = np.random.default_rng((seed, label, i))
+                    gray = np.maximum(
+                        gray,
+                        render_background(
+                            background, bg_rng, size, num_frames, fragment_pools.get(split),
+                            background_drift,
+                        ),
+                    )  # fmt: skip
                 tint = rng.uniform(0.4, 1.0, size=3) if colour else np.ones(3)
                 rgb = np.rint(gray[..., None] * tint).astype(np.uint8)
                 rel = f"videos/{label:03d}_{i:04d}.mp4"
                 _encode_mp4(out / rel, rgb, fps, crf, gop)
                 rows[split].append((rel, label))
+                sources[rel] = int(candidates[index])
     for split, items in rows.items():
         with open(out / f"{split}.csv", "w", newline="") as f:
             for rel, label in items:
                 f.write(f"{rel} {label}\n")
     (out / "classes.json").write_text(json.dumps(classes, indent=1))
+    (out / "sources.json").write_text(json.dumps(sources, indent=1))
     meta = dict(
         num_videos_per_class=num_videos_per_class, num_directions=num_directions, digits=list(digits),
         num_frames=num_frames, fps=fps, size=size, speed=speed, val_fraction=val_fraction, seed=seed,
-        crf=crf, gop=gop, colour=colour,
+        crf=crf, gop=gop, colour=colour, test_fraction=test_fraction, background=background,
+        background_drift=background_drift,
     )  # fmt: skip
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
     return out / "train.csv"
@@ -171,13 +289,17 @@ def moving_digits_dataset(
     from paperzoo.data.datasets import LabeledVideoDataset
     from paperzoo.data.samplers import FullVideoSampler
 
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     root = Path(root)
     meta_path = root / "meta.json"
     existing = json.loads(meta_path.read_text()) if meta_path.is_file() else None
     if existing is None or any(existing.get(k) != _jsonable(v) for k, v in write_kwargs.items()):
         write_moving_digits(root, **write_kwargs)
+    if not (root / f"{split}.csv").is_file():
+        raise ValueError(
+            f"{root} has no {split!r} split; write it with test_fraction > 0 for a test split"
+        )
     return LabeledVideoDataset.from_csv(
         root / f"{split}.csv",
         clip_sampler=FullVideoSampler(),
