@@ -205,6 +205,30 @@ def _run(recipe: Any, args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _relaunch_torchrun(args.nproc, argv)
     out = Path(args.out or os.path.join("runs", recipe.name))
+    if recipe.study:
+        # A study (arms x seeds, declared claims) is run by paperzoo-train, which every paper
+        # that declares one depends on.
+        from paperzoo.core._imports import resolve
+
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+        try:
+            resolve("paperzoo.train.study:run_study")(
+                recipe, out_dir=out, overrides=overrides, seeds=seeds, resume=args.resume,
+                cell=args.cell, collect=args.collect,
+            )  # fmt: skip
+        except ValueError as exc:
+            if type(exc).__name__ != "StudyError":
+                raise
+            print(f"paperzoo: error: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    if args.cell or args.collect or args.seeds:
+        print(
+            f"paperzoo: error: recipe {recipe.name!r} is a single run, not a study; --cell, "
+            "--collect and --seeds apply to recipes that declare one (paperzoo info shows it)",
+            file=sys.stderr,
+        )
+        return 2
     run_recipe(recipe, out_dir=out, overrides=overrides, resume=args.resume)
     return 0
 
@@ -256,6 +280,14 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="dataset root; shorthand for --set data.root=PATH")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints")
     p.add_argument("--nproc", type=int, default=0, help="processes on this node (torchrun)")
+    study = p.add_argument_group("studies (recipes that declare arms x seeds and claims)")
+    study.add_argument(
+        "--cell", metavar="ARM/SEED", help="run one cell of the study (for schedulers)"
+    )
+    study.add_argument(
+        "--collect", action="store_true", help="aggregate the finished cells; run nothing"
+    )
+    study.add_argument("--seeds", metavar="S,S,...", help="the study's seeds (default: its own)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,6 +35,11 @@ class RunContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    # A study's cells share this folder for what they would otherwise each make again
+    # (generated data sets); None for a plain run.
+    shared_dir: Path | None = None
+    # False inside a study, which shows one progress line over all its cells instead.
+    progress: bool = True
 
     @property
     def is_main(self) -> bool:
@@ -45,7 +50,9 @@ class RunContext:
         return self.out_dir / "checkpoints"
 
     @classmethod
-    def from_env(cls, out_dir: Path, recipe: RecipeSpec, resume: bool = False) -> RunContext:
+    def from_env(
+        cls, out_dir: Path, recipe: RecipeSpec, resume: bool = False, **fields: Any
+    ) -> RunContext:
         """Read rank and world size as torchrun sets them (1 process when unset)."""
         return cls(
             out_dir=Path(out_dir),
@@ -54,6 +61,7 @@ class RunContext:
             rank=int(os.environ.get("RANK", 0)),
             world_size=int(os.environ.get("WORLD_SIZE", 1)),
             local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+            **fields,
         )
 
 
@@ -83,14 +91,19 @@ def run_recipe(
     overrides: Sequence[str] = (),
     resume: bool = False,
     stream: Any = None,
+    config: Any = None,
+    **context: Any,
 ) -> dict[str, Any]:
     """Run ``recipe`` in this process (one rank of a torchrun job, or alone).
 
+    ``config`` is the built config when the caller made it (a study's cell); otherwise the
+    recipe's default with ``overrides``. ``context`` sets further :class:`RunContext` fields.
     Returns the summary dict, which rank 0 also writes to ``OUT/summary.json``.
     """
     stream = stream or sys.stdout
-    cfg = build_config(recipe, overrides)  # bad overrides fail before any work starts
-    ctx = RunContext.from_env(Path(out_dir), recipe, resume=resume)
+    # Bad overrides fail before any work starts.
+    cfg = build_config(recipe, overrides) if config is None else config
+    ctx = RunContext.from_env(Path(out_dir), recipe, resume=resume, **context)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     if ctx.is_main:
         atomic_write_json(

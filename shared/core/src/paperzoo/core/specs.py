@@ -149,6 +149,9 @@ class RecipeSpec(Spec):
     - ``paper`` and ``variant`` (``"tiny"``, ``"paper"``, ...) are how
       ``paperzoo reproduce PAPER --recipe VARIANT`` finds the recipe.
     - ``reference``: metric name -> expected value, printed next to the measured metrics.
+    - ``study``: import string of a zero-argument callable returning a
+      :class:`paperzoo.train.study.Study` (arms x seeds and the declared claims). When set,
+      ``paperzoo reproduce`` runs the study, one cell (an arm with a seed) per runner call.
     """
 
     config: str = ""
@@ -157,6 +160,7 @@ class RecipeSpec(Spec):
     variant: str = "tiny"
     description: str = ""
     reference: Mapping[str, float] = field(default_factory=dict)
+    study: str = ""
 
     def __post_init__(self) -> None:
         if not self.config or not self.runner:

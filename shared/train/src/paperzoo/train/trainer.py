@@ -657,15 +657,20 @@ class Trainer:
         if writer is not None and metrics:
             writer.write({"step": self.state.step, **{f"eval/{k}": v for k, v in metrics.items()}})
 
+    @property
+    def _progress(self) -> bool:
+        # A study turns the per-run progress off and shows one line over its cells.
+        return bool(self.cfg.progress and getattr(self.ctx, "progress", True))
+
     def _progress_bar(self) -> Any:
-        if not (self.is_main and self.cfg.progress and sys.stderr.isatty()):
+        if not (self.is_main and self._progress and sys.stderr.isatty()):
             return None
         from tqdm.auto import tqdm
 
         return tqdm(total=self.max_steps, initial=self.state.step, unit="step", dynamic_ncols=True)
 
     def _report(self, bar: Any, record: Mapping[str, Any]) -> None:
-        if not self.is_main or not self.cfg.progress:
+        if not self.is_main or not self._progress:
             return
         if bar is not None:
             bar.set_postfix(
