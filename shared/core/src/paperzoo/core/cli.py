@@ -129,6 +129,17 @@ def cmd_info(args: argparse.Namespace) -> int:
             for key, tp, default in config_fields(cfg):
                 tname = getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
                 print(f"    {key}: {tname} = {default!r}")
+            if spec.study:
+                study = resolve(spec.study)()
+                print(f"  study: {len(study.arms)} arms x seeds {list(study.seeds)}")
+                for arm in study.arms:
+                    what = " ".join(arm.overrides) or "(the recipe's defaults)"
+                    print(f"    arm {arm.name}: {what}")
+                for claim in study.claims:
+                    print(
+                        f"    claim: {claim.statement} [{claim.metric}: {claim.arm} vs "
+                        f"{claim.baseline}, {claim.rule}]"
+                    )
         if kind == "papers":
             models = api.list_models(paper=spec.name)
             recipes = api.list_recipes(paper=spec.name)
