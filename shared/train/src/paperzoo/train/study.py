@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paperzoo.core.io import atomic_write_json
+from paperzoo.core.io import atomic_path, atomic_write_json
 
 __all__ = [
     "RULES",
@@ -632,8 +632,7 @@ def plot_study(summary: Mapping[str, Any], path: str | os.PathLike[str]) -> Path
                  fontsize=9)  # fmt: skip
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
     return path
