@@ -1,7 +1,8 @@
 """Video (and paired) datasets in the community's file formats.
 
 - :class:`LabeledVideoDataset`: videos + labels with a clip sampler, multi-view test sampling,
-  and skip-and-count of bad files. Readers feed it:
+  and skip-and-count of bad files. :func:`kinetics_lists` finds a Kinetics-style folder's
+  lists (``train.csv``, ``val.csv``) with errors that say what to pass. Readers feed it:
   - :func:`read_kinetics_csv`: Kinetics-style ``path label`` (space) or ``path,start,end,label``
     (pytorchvideo / SlowFast lists);
   - :func:`read_ssv2`: Something-Something v2 ``labels.json`` + ``train/validation.json``;
@@ -48,6 +49,7 @@ __all__ = [
     "LabeledVideoDataset",
     "VideoRecord",
     "VideoTextDataset",
+    "kinetics_lists",
     "read_ava_boxes",
     "read_hmdb51_split",
     "read_kinetics_csv",
@@ -134,6 +136,41 @@ def read_kinetics_csv(
             raise ValueError(f"{csv_path}: segment of {r[0]} has end {end} <= start {start}")
         records.append(VideoRecord(_resolve(r[0], base), label, start, end))
     return records, classes
+
+
+def kinetics_lists(
+    root: str | os.PathLike[str] | None,
+    splits: Sequence[str] = ("train", "val"),
+    *,
+    dataset: str = "Kinetics-400",
+    recipe: str = "the paper recipe",
+) -> tuple[Path, ...]:
+    """The lists ``<root>/<split>.csv`` of a Kinetics-style folder, one per split, checked.
+
+    Each list holds ``relative/video.mp4 label`` or ``path,start_sec,end_sec,label`` lines
+    (:func:`read_kinetics_csv`), paths relative to ``root``. An empty ``root`` (no ``--data``
+    given), a ``root`` that is not a folder, or a missing list raise :class:`FileNotFoundError`
+    naming ``dataset``, the missing files and the flag to pass.
+    """
+    layout = (
+        f"a folder holding {' and '.join(f'{s}.csv' for s in splits)} (Kinetics-style lists: "
+        "'relative/video.mp4 label' or 'path,start,end,label' per line, paths relative to it)"
+    )
+    if root is None or not str(root):
+        raise FileNotFoundError(
+            f"{recipe} needs {dataset}: pass --data DIR (or --set data.root=DIR), DIR being "
+            f"{layout}"
+        )
+    base = Path(root)
+    if not base.is_dir():
+        raise FileNotFoundError(f"data.root={str(root)!r} is not a folder; it must be {layout}")
+    lists = tuple(base / f"{split}.csv" for split in splits)
+    missing = [str(p) for p in lists if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"data.root={str(root)!r} lacks {', '.join(missing)}; it must be {layout}"
+        )
+    return lists
 
 
 def read_ssv2(

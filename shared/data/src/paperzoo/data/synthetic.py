@@ -22,17 +22,24 @@ Backgrounds are drawn independently of the label: they carry no class informatio
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch.utils.data import Dataset
 
 __all__ = [
     "BACKGROUNDS",
     "DIRECTIONS",
+    "DecodedVideos",
     "moving_digits_dataset",
+    "moving_digits_splits",
     "render_background",
     "render_moving_digit",
     "write_moving_digits",
@@ -215,6 +222,10 @@ def write_moving_digits(
 
     out = Path(out_dir)
     (out / "videos").mkdir(parents=True, exist_ok=True)
+    # meta.json is written last and says the set is complete: drop a previous set's first (a
+    # write cut short must not look finished), and its test list when this set has none.
+    for stale in ("meta.json", "test.csv"):
+        (out / stale).unlink(missing_ok=True)
     images, labels = load_mnist_sample()
     pools = dict(zip(("train", "val"), stratified_split(labels, 0.2, seed), strict=True))
     if n_test:  # halve the held-out images: val and test never share a source image
@@ -306,6 +317,168 @@ def moving_digits_dataset(
         num_frames=clip_frames,
         transform=transform,
     )
+
+
+class DecodedVideos(Dataset):
+    """Videos held in memory as uint8, normalised on access: a small set decoded once.
+
+    ``videos``: uint8 (N, C, T, H, W); ``labels``: int64 (N,). An item is ``(clip, label,
+    video_index)``: ``clip`` float (C, num_frames, H, W), ``(x / 255 - mean) / std``, frames
+    ``start, start + stride, ...`` of the video (all frames when ``num_frames`` is None).
+    ``random_start=True`` draws ``start`` uniformly with torch's RNG (training clips; seeded per
+    DataLoader worker, so runs repeat). Otherwise each video gives ``num_views`` clips at evenly
+    spaced starts (the centre one for a single view), views of one video contiguous: the
+    multi-view test layout of :class:`~paperzoo.data.datasets.LabeledVideoDataset`.
+    """
+
+    def __init__(
+        self,
+        videos: torch.Tensor,
+        labels: torch.Tensor | Sequence[int],
+        *,
+        mean: Sequence[float] = (0.45, 0.45, 0.45),
+        std: Sequence[float] = (0.225, 0.225, 0.225),
+        num_frames: int | None = None,
+        stride: int = 1,
+        random_start: bool = False,
+        num_views: int = 1,
+    ) -> None:
+        if videos.dtype != torch.uint8 or videos.ndim != 5:
+            raise ValueError(
+                f"videos must be uint8 (N, C, T, H, W), got {videos.dtype} {tuple(videos.shape)}"
+            )
+        labels = torch.as_tensor(labels, dtype=torch.long)
+        if len(labels) != len(videos):
+            raise ValueError(f"{len(videos)} videos but {len(labels)} labels")
+        if len(mean) != videos.shape[1] or len(std) != videos.shape[1]:
+            raise ValueError(
+                f"mean and std need one value per channel ({videos.shape[1]}), got {mean}, {std}"
+            )
+        frames = videos.shape[2]
+        num_frames = num_frames or frames
+        span = (num_frames - 1) * stride + 1
+        if stride < 1 or num_views < 1 or span > frames:
+            raise ValueError(
+                f"clips of {num_frames} frames every {stride} span {span} frames, but the videos "
+                f"have {frames} (and stride, num_views must be >= 1)"
+            )
+        if random_start and num_views != 1:
+            raise ValueError("random_start draws one clip per video: num_views must be 1")
+        self.videos, self.labels = videos, labels
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1, 1)
+        self.num_frames, self.stride = num_frames, stride
+        self.random_start, self.num_views = random_start, num_views
+        self._last_start = frames - span
+
+    @property
+    def num_videos(self) -> int:
+        return len(self.videos)
+
+    def sampled(self, **kwargs: Any) -> DecodedVideos:
+        """The same videos (shared memory, no copy) with other clip sampling arguments."""
+        args = dict(
+            mean=self.mean.flatten().tolist(), std=self.std.flatten().tolist(),
+            num_frames=self.num_frames, stride=self.stride, random_start=self.random_start,
+            num_views=self.num_views,
+        )  # fmt: skip
+        return DecodedVideos(self.videos, self.labels, **{**args, **kwargs})
+
+    def __len__(self) -> int:
+        return len(self.videos) * self.num_views
+
+    def _start(self, view: int) -> int:
+        if self.random_start:
+            return int(torch.randint(0, self._last_start + 1, ()).item())
+        if self.num_views == 1:
+            return self._last_start // 2
+        return round(self._last_start * view / (self.num_views - 1))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} clips")
+        video, view = divmod(index % len(self), self.num_views)
+        start = self._start(view)
+        frames = self.videos[video, :, start : start + self.num_frames * self.stride : self.stride]
+        clip = frames.float().div_(255.0).sub_(self.mean).div_(self.std)
+        return clip, int(self.labels[video]), video
+
+
+def _dist_rank_and_barrier() -> tuple[int, Any]:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.barrier
+    return 0, lambda: None
+
+
+@functools.lru_cache(maxsize=8)
+def _decode_split(csv_path: str, meta_text: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(videos uint8 (N, C, T, H, W), labels (N,)) of one list; ``meta_text`` keys the cache,
+    so a rewritten set is decoded again."""
+    from paperzoo.data.datasets import read_kinetics_csv
+    from paperzoo.data.video import read_clip
+
+    records, _ = read_kinetics_csv(csv_path)
+    num_frames = json.loads(meta_text)["num_frames"]
+    videos = []
+    for rec in records:
+        frames, _ = read_clip(rec.path, 0.0, 1e9)  # every frame: (T, H, W, C) uint8
+        if frames.shape[0] != num_frames:
+            raise ValueError(f"{rec.path} decoded to {frames.shape[0]} frames, not {num_frames}")
+        videos.append(frames.permute(3, 0, 1, 2))
+    return torch.stack(videos), torch.tensor([int(rec.label) for rec in records])
+
+
+def moving_digits_splits(
+    root: str | os.PathLike[str],
+    splits: Sequence[str] = ("train", "val"),
+    *,
+    mean: Sequence[float] = (0.45, 0.45, 0.45),
+    std: Sequence[float] = (0.225, 0.225, 0.225),
+    **write_kwargs: Any,
+) -> dict[str, DecodedVideos]:
+    """The moving-digits splits, written once under ``root`` and decoded once into memory.
+
+    The videos are written (:func:`write_moving_digits` with ``write_kwargs``) unless
+    ``root/meta.json`` records the same arguments, defaults included; under torch.distributed
+    rank 0 writes while the others wait. Each split is decoded once per process (memoised on
+    the list's path and the set's arguments) and returned as :class:`DecodedVideos` of whole
+    videos (set ``num_frames``, ``stride``, ``random_start``, ``num_views`` with
+    :meth:`DecodedVideos.sampled`). Several runs (a study's cells) can share one ``root``.
+    """
+    unknown = set(splits) - set(SPLITS)
+    if unknown:
+        raise ValueError(f"unknown split(s) {sorted(unknown)}; expected some of {SPLITS}")
+    params = inspect.signature(write_moving_digits).parameters
+    bad = set(write_kwargs) - set(params) - {"out_dir"}
+    if bad:
+        raise TypeError(f"write_moving_digits has no argument(s) {sorted(bad)}")
+    wanted = {
+        k: _jsonable(write_kwargs.get(k, p.default)) for k, p in params.items() if k != "out_dir"
+    }
+    root = Path(root)
+    meta_path = root / "meta.json"
+    rank, barrier = _dist_rank_and_barrier()
+
+    def current() -> dict[str, Any] | None:
+        return json.loads(meta_path.read_text()) if meta_path.is_file() else None
+
+    if rank == 0 and current() != wanted:
+        write_moving_digits(root, **write_kwargs)
+    barrier()
+    if current() != wanted:
+        raise RuntimeError(f"{meta_path} does not describe the set asked for after writing it")
+    meta_text = meta_path.read_text()
+    out = {}
+    for split in splits:
+        csv_path = root / f"{split}.csv"
+        if not csv_path.is_file():
+            raise ValueError(
+                f"{root} has no {split!r} split; write it with test_fraction > 0 for a test split"
+            )
+        videos, labels = _decode_split(str(csv_path.resolve()), meta_text)
+        out[split] = DecodedVideos(videos, labels, mean=mean, std=std)
+    return out
 
 
 def _jsonable(value: Any) -> Any:
