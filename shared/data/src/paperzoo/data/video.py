@@ -6,9 +6,16 @@ from the start of the video stream. With ``num_frames`` it keeps the frames at
 ``torch.linspace(0, T - 1, num_frames).long()``, as pytorchvideo's UniformTemporalSubsample
 does (PyTorchVideo, Fan et al. 2021, arXiv:2111.09887).
 
-The PyAV path is "sparse": it seeks to the keyframe at or before ``start_sec``, decodes with
-FFmpeg's frame/slice threads, stops at the first frame past ``end_sec``, and converts to RGB
-only the frames it returns (colour conversion costs about as much as decoding).
+The PyAV path is "sparse". It seeks to the keyframe at or before ``start_sec`` and reads the
+window's packets first, so it knows from their timestamps which frames it will return before it
+decodes any (h264/hevc with pts and dts on every packet, e.g. mp4). It then decodes with
+FFmpeg's frame/slice threads, sending every packet that no returned frame needs with
+``skip_frame="NONREF"``: the decoder drops those that are non-reference frames (no other frame
+predicts from them, so every frame it does decode is bit for bit the one a full decode gives)
+and still decodes the reference frames the returned ones depend on. Only the returned frames
+are converted to RGB, through one swscale context per reader. Any other stream (other codecs,
+missing timestamps, a plan the decoder does not confirm) is decoded frame by frame from the
+keyframe, with the same result.
 
 Every failure (missing file, zero bytes, truncated container, not a video, no video stream,
 no frame in the range) is a :class:`DecodeError` that carries ``path`` and ``reason``.
@@ -78,14 +85,24 @@ class AVClip:
 def available_backends() -> list[str]:
     """Backends usable here: always ``"pyav"``; ``"torchcodec"`` when it imports and finds FFmpeg."""
     backends = ["pyav"]
-    if importlib.util.find_spec("torchcodec") is not None:
-        try:
-            import torchcodec.decoders  # noqa: F401  (loads libtorchcodec + system FFmpeg)
-
-            backends.append("torchcodec")
-        except Exception:  # missing FFmpeg shared libraries or an ABI mismatch with torch
-            pass
-    return backends
+    if importlib.util.find_spec("torchcodec") is None:
+        return backends
+    try:
+        import torchcodec.decoders  # noqa: F401
+    except Exception:  # an ABI mismatch with torch
+        return backends
+    try:
+        # Since torchcodec 0.8 the import succeeds without FFmpeg and the libraries load at the
+        # first VideoDecoder; load them now, so that "available" means usable.
+        from torchcodec._internally_replaced_utils import load_core_libraries
+    except ImportError:  # older torchcodec: the import above already loaded them
+        load_core_libraries = None
+    try:
+        if load_core_libraries is not None:
+            load_core_libraries()
+    except Exception:  # no system FFmpeg of a version torchcodec supports
+        return backends
+    return [*backends, "torchcodec"]
 
 
 def _resolve_backend(backend: str) -> str:
@@ -227,9 +244,16 @@ def _av_errors() -> tuple[type[BaseException], ...]:
     return (av.error.FFmpegError, EOFError, OSError, ValueError, UnicodeDecodeError)
 
 
+# Decoders that honour a per-packet ``skip_frame`` (FFmpeg reads it for each packet, frame
+# threads included) and whose non-reference frames no other frame predicts from. For other
+# codecs every frame is decoded: correct, just slower.
+_SKIP_NONREF_CODECS = frozenset({"h264", "hevc"})
+
+
 class _PyAVReader:
     def __init__(self, path: str) -> None:
         import av
+        from av.video.reformatter import VideoReformatter
 
         self.path = path
         try:
@@ -251,6 +275,11 @@ class _PyAVReader:
         self.start_pts = stream.start_time if stream.start_time is not None else 0
         self.info = self._info()
         self.frames_decoded = 0  # video frames decoded so far (how sparse the reads were)
+        # One swscale context for every frame of the reader. frame.to_ndarray(format="rgb24")
+        # builds a new context (and its thread pool) per frame, which costs more than the
+        # conversion itself; the pixels are the same.
+        self._rgb = VideoReformatter()
+        self._skip_nonref = stream.codec_context.name in _SKIP_NONREF_CODECS
 
     def _info(self) -> VideoInfo:
         s = self.stream
@@ -275,25 +304,111 @@ class _PyAVReader:
     def _seconds(self, pts: int) -> float:
         return float((pts - self.start_pts) * self.time_base)
 
+    def _first_pts_at(self, sec: float) -> int:
+        """The smallest pts whose time (:meth:`_seconds`) is >= ``sec``: the window's bounds in
+        the stream's own integer units, so that each frame costs an int comparison."""
+        pts = self.start_pts + math.ceil(Fraction(sec) / self.time_base)
+        while self._seconds(pts - 1) >= sec:  # float rounding of the time, either way
+            pts -= 1
+        while self._seconds(pts) < sec:
+            pts += 1
+        return pts
+
     def _seek(self, start_sec: float) -> None:
+        if start_sec <= 0:
+            self.container.seek(self.start_pts, stream=self.stream, backward=True)
+            return
         # Seek by pts in the stream's time base; backward=True lands on the keyframe at or
         # before the target, so no frame of the clip is lost.
         target = self.start_pts + math.floor(start_sec / self.time_base)
         self.container.seek(max(target, self.start_pts), stream=self.stream, backward=True)
+
+    def _to_rgb(self, frame: Any) -> np.ndarray:
+        """uint8 (H, W, 3) RGB, a view of a new frame's buffer."""
+        return self._rgb.reformat(frame, format="rgb24", threads=1).to_ndarray()
+
+    # The planned path (h264/hevc with pts and dts on every packet): read the packets of the
+    # window first, so that the frames to return are known before any is decoded, then decode
+    # only what they need. Frames no returned frame needs are sent with skip_frame="NONREF":
+    # the decoder drops the non-reference ones (nothing predicts from them, so the frames it
+    # does decode are bit for bit those of a full decode) and decodes the reference ones.
+
+    def _window_packets(self, start_sec: float, end_pts: int) -> list[Any] | None:
+        """Video packets in decode order from the keyframe at or before ``start_sec`` up to the
+        first one whose dts reaches ``end_pts`` (pts >= dts, so no later packet holds a frame of
+        the window). None when a packet lacks pts or dts (the plan cannot be made)."""
+        self._seek(start_sec)
+        packets = []
+        for packet in self.container.demux(self.stream):
+            if packet.size == 0:  # the demuxer's end-of-stream marker
+                continue
+            if packet.pts is None or packet.dts is None:
+                return None
+            if packet.dts >= end_pts:
+                break
+            packets.append(packet)
+        return packets
+
+    def _planned_clip(
+        self, start_sec: float, end_sec: float, num_frames: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The clip, or None when the plan does not hold (the caller then decodes everything)."""
+        lo, hi = self._first_pts_at(start_sec), self._first_pts_at(end_sec)
+        packets = self._window_packets(start_sec, hi)
+        if not packets:
+            return None
+        # A seek that landed after start_sec (broken index) would lose frames.
+        if start_sec > 0 and min(p.pts for p in packets) > lo:
+            return None
+        window = sorted(p.pts for p in packets if lo <= p.pts < hi)
+        if not window or len(set(window)) != len(window):
+            return None
+        keep = _subsample_indices(len(window), num_frames).tolist()
+        wanted = sorted({window[i] for i in keep})
+        slot = {pts: j for j, pts in enumerate(wanted)}
+        last = max(i for i, p in enumerate(packets) if p.pts in slot)
+        out: list[np.ndarray | None] = [None] * len(wanted)
+        codec = self.stream.codec_context
+
+        def take(frames: list[Any]) -> None:
+            for frame in frames:
+                self.frames_decoded += 1
+                j = slot.get(frame.pts)
+                if j is not None and out[j] is None:
+                    out[j] = self._to_rgb(frame)
+
+        try:
+            for packet in packets[: last + 1]:
+                codec.skip_frame = "DEFAULT" if packet.pts in slot else "NONREF"
+                take(codec.decode(packet))
+            codec.skip_frame = "DEFAULT"
+            if any(o is None for o in out):  # the last ones wait in the reordering queue
+                take(codec.decode(None))
+        except _av_errors() as exc:
+            raise DecodeError(self.path, f"decoding failed ({type(exc).__name__}: {exc})") from None
+        finally:
+            codec.skip_frame = "DEFAULT"
+        if any(o is None for o in out):  # a frame the packets promised never came out
+            return None
+        frames = torch.from_numpy(np.stack(out))  # type: ignore[arg-type]
+        if len(wanted) != len(keep):  # num_frames > frames in range: indices repeat
+            frames = frames[torch.tensor([slot[window[i]] for i in keep])]
+        times = torch.tensor([self._seconds(window[i]) for i in keep], dtype=torch.float64)
+        return frames, times
+
+    # The streaming path (any codec, and audio): decode every frame from the keyframe on.
 
     def _decode_range(
         self, start_sec: float, end_sec: float, streams: dict[str, Any]
     ) -> tuple[list[Any], list[float], list[Any]]:
         """Decoded (not yet converted) video frames in range, their times, and audio frames."""
         errors = _av_errors()
+        lo, hi = self._first_pts_at(start_sec), self._first_pts_at(end_sec)
         for attempt in ("seek", "from_start"):
             video, times, audio = [], [], []
             try:
-                if attempt == "seek" and start_sec > 0:
-                    self._seek(start_sec)
-                else:
-                    self.container.seek(self.start_pts, stream=self.stream, backward=True)
-                first_time = None
+                self._seek(start_sec if attempt == "seek" else 0.0)
+                first_pts = None
                 video_done = False
                 audio_stream = streams.get("audio")
                 origin = float(self.start_pts * self.time_base)
@@ -309,15 +424,14 @@ class _PyAVReader:
                                 audio.append((t0, frame))
                             continue
                         self.frames_decoded += 1
-                        t = self._seconds(frame.pts)
-                        if first_time is None:
-                            first_time = t
-                        if t >= end_sec:
+                        if first_pts is None:
+                            first_pts = frame.pts
+                        if frame.pts >= hi:
                             video_done = True
                             break
-                        if t >= start_sec:
+                        if frame.pts >= lo:
                             video.append(frame)
-                            times.append(t)
+                            times.append(self._seconds(frame.pts))
                     if video_done and (audio_stream is None or _audio_covers(audio, end_sec)):
                         break
             except errors as exc:
@@ -325,12 +439,7 @@ class _PyAVReader:
                     self.path, f"decoding failed ({type(exc).__name__}: {exc})"
                 ) from None
             # A seek that landed after start_sec (broken index) would lose frames: redo from 0.
-            if (
-                attempt == "seek"
-                and first_time is not None
-                and first_time > start_sec
-                and start_sec > 0
-            ):
+            if attempt == "seek" and first_pts is not None and first_pts > lo and start_sec > 0:
                 continue
             return video, times, audio
         return video, times, audio
@@ -338,6 +447,12 @@ class _PyAVReader:
     def get_clip(
         self, start_sec: float, end_sec: float, num_frames: int | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if num_frames is not None and num_frames <= 0:
+            raise ValueError(f"num_frames must be positive, got {num_frames}")
+        if self._skip_nonref:
+            clip = self._planned_clip(start_sec, end_sec, num_frames)
+            if clip is not None:
+                return clip
         frames, times, _ = self._decode_range(start_sec, end_sec, {"video": self.stream})
         return self._convert(frames, times, start_sec, end_sec, num_frames)
 
@@ -360,7 +475,7 @@ class _PyAVReader:
         converted: dict[int, np.ndarray] = {}
         try:
             for i in keep.unique().tolist():
-                converted[i] = frames[i].to_ndarray(format="rgb24")
+                converted[i] = self._to_rgb(frames[i])
         except _av_errors() as exc:
             raise DecodeError(self.path, f"frame conversion failed ({exc})") from None
         out = torch.from_numpy(np.stack([converted[i] for i in keep.tolist()]))
