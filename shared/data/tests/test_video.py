@@ -152,3 +152,113 @@ def test_torchcodec_returns_the_same_frames(name, gop12_mp4, bikes_mp4, carphone
     assert torch.equal(ta, tb) and torch.equal(a, b)
     with pytest.raises(DecodeError, match="no video frame"):
         read_clip(path, 50.0, 60.0, backend="torchcodec")
+
+
+# -- Skipping non-reference frames: bit-exact against a full decode --------------------------
+
+# x264/x265 parameters: B-frames on, a fixed B pattern with a pyramid (the middle B of each run is
+# a reference frame, the others are not), and keyframes exactly every `keyint` frames.
+_ENCODINGS = {
+    "h264_gop12": ("libx264", "bframes=3:b-adapt=0:b-pyramid=normal:keyint=12:min-keyint=12"),
+    "h264_gop250": ("libx264", "bframes=3:b-adapt=0:b-pyramid=normal:keyint=250:min-keyint=250"),
+    "h264_adaptive_b": ("libx264", "bframes=3:keyint=60:min-keyint=60"),
+    "h264_open_gop": ("libx264", "bframes=3:b-adapt=0:open-gop=1:keyint=50:min-keyint=50"),
+    "hevc_gop60": ("libx265", "bframes=3:b-pyramid=1:keyint=60:min-keyint=60:log-level=error"),
+    "mpeg4_bframes": ("mpeg4", ""),  # not skipped: decoded frame by frame from the keyframe
+}
+
+
+def _moving_texture(num_frames: int, height: int = 64, width: int = 96) -> np.ndarray:
+    """A drifting sinusoid over sliding noise: every frame differs, motion is predictable."""
+    rng = np.random.default_rng(0)
+    xx = np.arange(width, dtype=np.float32)[None, :, None]
+    noise = rng.integers(0, 60, (height, width + num_frames, 3), dtype=np.uint8)
+    tint = np.array([1.0, 0.5, -0.7], dtype=np.float32)
+    out = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    for t in range(num_frames):
+        wave = 110 + 80 * np.sin(xx / 9.0 + 0.2 * t) * tint
+        out[t] = np.clip(wave + noise[:, t : t + width], 0, 255).astype(np.uint8)
+    return out
+
+
+def _encode(path, name: str, num_frames: int = 300, fps: int = 25):
+    codec, params = _ENCODINGS[name]
+    if codec not in av.codecs_available:
+        pytest.skip(f"this PyAV build has no {codec} encoder")
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        if codec == "libx264":
+            stream.options = {"preset": "veryfast", "x264-params": f"{params}:scenecut=0"}
+        elif codec == "libx265":
+            stream.options = {"preset": "ultrafast", "x265-params": f"{params}:scenecut=0"}
+        else:
+            stream.options = {"bf": "2", "g": "30", "qscale": "4"}
+        for rgb in _moving_texture(num_frames):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def _frame_kinds(path, skip_frame: str) -> list[tuple[float, int]]:
+    """(time, picture type) of every frame a front-to-back decode outputs with ``skip_frame``."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.skip_frame = skip_frame
+        start = stream.start_time or 0
+        return [
+            (float((f.pts - start) * stream.time_base), int(f.pict_type))
+            for f in container.decode(stream)
+        ]
+
+
+@pytest.fixture(scope="module", params=list(_ENCODINGS))
+def encoded(request, tmp_path_factory):
+    """(name, path, reference times, reference frames) for 12 s of video at 25 fps."""
+    path = _encode(tmp_path_factory.mktemp("enc") / f"{request.param}.mp4", request.param)
+    times, frames = _reference_frames(path)
+    return request.param, path, times, frames
+
+
+def test_files_have_b_frames_and_non_reference_frames(encoded):
+    name, path, times, _ = encoded
+    kinds = _frame_kinds(path, "DEFAULT")
+    b_frames = sum(kind == int(av.video.frame.PictureType.B) for _, kind in kinds)
+    assert len(kinds) == len(times) == 300 and b_frames >= 25, (name, b_frames)
+    if name.startswith(("h264", "hevc")):  # what skipping can drop
+        assert len(_frame_kinds(path, "NONREF")) <= 300 - 20, name
+
+
+def test_clips_equal_the_full_decode_bit_for_bit(encoded):
+    name, path, times, frames = encoded
+    rng = random.Random(3)
+    windows = [(0.0, 2.0), (-1.0, 0.3), (9.9, 10.1), (11.0, 20.0), (4.0, 4.04)]
+    windows += [(s, s + rng.choice([0.3, 1.0, 2.0, 3.0])) for s in np.linspace(0.1, 11.5, 14)]
+    with VideoReader(path) as reader:  # one reader: every read seeks on a used decoder
+        for i, (start, end) in enumerate(windows):
+            num_frames = (None, 8, 16, 120)[i % 4]  # 120: more than the window holds
+            want = [j for j, t in enumerate(times) if start <= t < end]
+            if num_frames is not None:
+                want = [want[k] for k in torch.linspace(0, len(want) - 1, num_frames).long()]
+            clip, ts = reader.get_clip(start, end, num_frames)
+            assert ts.tolist() == [times[j] for j in want], (name, start, end, num_frames)
+            assert np.array_equal(clip.numpy(), frames[want]), (name, start, end, num_frames)
+
+
+@pytest.mark.parametrize("name", ["h264_gop250", "hevc_gop60"])
+def test_non_reference_frames_before_and_between_kept_frames_are_skipped(name, tmp_path):
+    path = _encode(tmp_path / f"{name}.mp4", name)
+    start, end = (7.0, 9.0) if name == "h264_gop250" else (3.6, 4.6)
+    kinds = _frame_kinds(path, "DEFAULT")
+    intra = int(av.video.frame.PictureType.I)
+    keyframe = max(t for t, kind in kinds if kind == intra and t <= start)  # 0.0 / 2.4 s
+    reference = {t for t, _ in _frame_kinds(path, "NONREF")}  # the frames others predict from
+    upto = [t for t, _ in kinds if keyframe <= t < end + 0.2]  # +0.2 s: reordering lookahead
+    with VideoReader(path) as reader:
+        _, ts = reader.get_clip(start, end, num_frames=4)
+        assert len(ts) == 4 and start <= ts[0] and ts[-1] < end
+        # decoded: reference frames from the keyframe on, plus the kept frames, nothing else
+        assert reader.frames_decoded <= sum(t in reference for t in upto) + 4
+        assert reader.frames_decoded < 0.8 * len(upto)  # what decoding every frame costs
