@@ -156,9 +156,11 @@ def paperzoo_recipes() -> list[RecipeSpec]:
             paper="hiera",
             variant="tiny",
             description=(
-                "CPU, minutes: moving-digits videos, hiera_toy_8x64; MAE pretraining + "
-                "fine-tuning vs training from scratch with the same number of steps, 3 seeds"
+                "CPU, minutes: textured moving-digits videos, hiera_toy_8x64; MAE on all "
+                "training clips then fine-tuning on 10% of the labels vs the same fine-tuning "
+                "from scratch, 3 seeds, test top-1"
             ),
+            study="paperzoo.hiera.recipes:tiny_study",
         ),
         RecipeSpec(
             name="hiera_paper",
