@@ -2,7 +2,7 @@
 
 The bench writes its own h264 files (30-60 s, 224-320 px, keyframe every 30-250 frames, B-frames
 on: libx264 "veryfast"), then reads 2-second clips at random starts, the same starts for every
-reader, interleaved in rounds so that the machine's load drifts over all readers alike:
+reader, interleaved clip by clip so that the load of other processes lands on all alike:
 
 - full clips (every frame of the 2 s): ``read_clip(p, s, s + 2)`` against a plain PyAV loop
   (seek to the keyframe at or before s, ``thread_type="AUTO"``, ``to_ndarray("rgb24")`` for
@@ -12,8 +12,8 @@ reader, interleaved in rounds so that the machine's load drifts over all readers
   .get_clip(s, s + 2)`` then its uniform temporal subsample (its usual training path).
 
 Before timing, it checks that each pair returns the same frames, then prints clips/s per file
-and reader and the ratio (reference time / ours: above 1 means ours is faster), and then clips/s
-of a DataLoader over ``LabeledVideoDataset`` with 0 and 2 workers (``--no-loader`` skips it).
+and reader and the ratio (reference time / ours: above 1 means ours is faster) in wall-clock
+time and in this process's CPU time, and then clips/s of a DataLoader over ``LabeledVideoDataset`` with 0 and 2 workers (``--no-loader`` skips it).
 
 Run (about 5 minutes on 2 cores, half of it writing the files; ``--dir`` keeps them for the
 next run; ``--quick`` for a smoke run):
@@ -145,34 +145,40 @@ def check_same_frames(path: str, starts: list[float], num_frames: int) -> None:
         )
 
 
-def time_reader(fn: Reader, path: str, starts: list[float], num_frames: int) -> float:
-    t0 = time.perf_counter()
-    for start in starts:
-        fn(path, start, num_frames)
-    return time.perf_counter() - t0
+def bench_file(
+    path: str, starts: list[float], num_frames: int, rounds: int
+) -> dict[str, list[float]]:
+    """Wall and CPU seconds per reader over ``rounds`` passes over ``starts``.
 
-
-def bench_file(path: str, starts: list[float], num_frames: int, rounds: int) -> dict[str, float]:
-    """Seconds per reader over all ``starts``: ``rounds`` interleaved rounds over slices."""
+    Interleaved clip by clip (reference then ours, ours then reference on the next clip), so a
+    burst of load from other processes lands on both readers alike. CPU time is this process's
+    (all threads): it does not credit ours for running decoder threads in parallel, and other
+    processes do not inflate it.
+    """
     check_same_frames(path, starts[:2], num_frames)
     for ref, ours in PAIRS.values():  # warm-up: imports, page cache
-        time_reader(ref, path, starts[:1], num_frames)
-        time_reader(ours, path, starts[:1], num_frames)
-    seconds = {f"{kind}/{who}": 0.0 for kind in PAIRS for who in ("ref", "ours")}
-    for k in range(rounds):
-        part = starts[k::rounds]
-        for kind, (ref, ours) in PAIRS.items():
-            order = [("ref", ref), ("ours", ours)]
-            for who, fn in order if k % 2 == 0 else order[::-1]:
-                seconds[f"{kind}/{who}"] += time_reader(fn, path, part, num_frames)
+        ref(path, starts[0], num_frames)
+        ours(path, starts[0], num_frames)
+    seconds = {f"{kind}/{who}": [0.0, 0.0] for kind in PAIRS for who in ("ref", "ours")}
+    k = 0
+    for _ in range(rounds):
+        for start in starts:
+            for kind, (ref, ours) in PAIRS.items():
+                order = [("ref", ref), ("ours", ours)]
+                for who, fn in order if k % 2 == 0 else order[::-1]:
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    fn(path, start, num_frames)
+                    seconds[f"{kind}/{who}"][0] += time.perf_counter() - wall
+                    seconds[f"{kind}/{who}"][1] += time.process_time() - cpu
+                k += 1
     return seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--clips", type=int, default=12, help="random clips per file per reader")
+    parser.add_argument("--clips", type=int, default=12, help="random clips per file")
     parser.add_argument("--frames", type=int, default=8, help="frames kept per sparse clip")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved timing rounds")
+    parser.add_argument("--rounds", type=int, default=2, help="passes over each file's clips")
     parser.add_argument("--quick", action="store_true", help="short videos, few clips (smoke run)")
     parser.add_argument("--no-loader", action="store_true", help="skip the DataLoader part")
     parser.add_argument(
@@ -201,29 +207,34 @@ def main() -> None:
         f"\n{clips} clips of {CLIP_SEC:g} s per file at random starts, {FPS} fps, 1 process, "
         f"1 torch thread; clips/s (ratio = reference time / ours)"
     )
-    head = (
-        f"{'file':26s} {'plain PyAV':>10s} {'read_clip':>9s} {'ratio':>6s}   "
-        f"{'ptv 0.1.5':>9s} {'read_clip':>9s} {'ratio':>6s}"
+    print(f"{'':26s} {'full clips (all frames)':^33s}   {f'sparse ({args.frames} frames)':^33s}")
+    print(
+        f"{'file':26s} {'plain PyAV':>10s} {'read_clip':>9s} {'ratio':>6s} {'cpu':>6s}   "
+        f"{'ptv 0.1.5':>10s} {'read_clip':>9s} {'ratio':>6s} {'cpu':>6s}"
     )
-    print(f"{'':26s} {'full clips (all frames)':^27s}   {f'sparse ({args.frames} frames)':^26s}")
-    print(head)
-    totals = dict.fromkeys(("full/ref", "full/ours", "sparse/ref", "sparse/ours"), 0.0)
+    keys = ("full/ref", "full/ours", "sparse/ref", "sparse/ours")
+    totals = {key: [0.0, 0.0] for key in keys}
+
+    def row(name: str, s: dict[str, list[float]], n: int) -> str:
+        cells = []
+        for kind in PAIRS:
+            (ref_wall, ref_cpu), (our_wall, our_cpu) = s[f"{kind}/ref"], s[f"{kind}/ours"]
+            cells.append(
+                f"{n / ref_wall:10.2f} {n / our_wall:9.2f} {ref_wall / our_wall:5.2f}x "
+                f"{ref_cpu / our_cpu:5.2f}x"
+            )
+        return f"{name:26s} " + "   ".join(cells)
+
     for path, sec, w, h, gop in files:
         starts = [rng.uniform(0.0, sec - CLIP_SEC) for _ in range(clips)]
         s = bench_file(path, starts, args.frames, args.rounds)
-        for key in totals:
-            totals[key] += s[key]
-        name = f"{sec}s {w}x{h} GOP {gop}"
-        print(
-            f"{name:26s} {clips / s['full/ref']:10.2f} {clips / s['full/ours']:9.2f} "
-            f"{s['full/ref'] / s['full/ours']:5.2f}x   {clips / s['sparse/ref']:9.2f} "
-            f"{clips / s['sparse/ours']:9.2f} {s['sparse/ref'] / s['sparse/ours']:5.2f}x"
-        )
-    n = clips * len(files)
+        for key in keys:
+            totals[key] = [a + b for a, b in zip(totals[key], s[key])]
+        print(row(f"{sec}s {w}x{h} GOP {gop}", s, clips * args.rounds))
+    print(row("all files", totals, clips * args.rounds * len(files)))
     print(
-        f"{'all files':26s} {n / totals['full/ref']:10.2f} {n / totals['full/ours']:9.2f} "
-        f"{totals['full/ref'] / totals['full/ours']:5.2f}x   {n / totals['sparse/ref']:9.2f} "
-        f"{n / totals['sparse/ours']:9.2f} {totals['sparse/ref'] / totals['sparse/ours']:5.2f}x"
+        "clips/s are wall clock; ratio = reference wall time / ours; cpu = the same ratio in "
+        "this process's CPU time"
     )
     if args.no_loader:
         return
