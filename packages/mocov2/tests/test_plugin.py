@@ -21,8 +21,11 @@ def test_plugin_hooks_and_recipe_configs_do_not_import_torch():
         names = [s.name for s in plugin.paperzoo_models()]
         assert "mocov2_resnet50" in names, names
         plugin.paperzoo_papers(); plugin.paperzoo_methods()
+        from paperzoo.core._imports import resolve
         for recipe in plugin.paperzoo_recipes():
             build_config(recipe)  # what `paperzoo info` does
+            if recipe.study:
+                assert len(resolve(recipe.study)().arms) == 4
         heavy = [m for m in ("torch", "torchvision", "paperzoo.mocov2.model") if m in sys.modules]
         assert not heavy, heavy
         print("ok")

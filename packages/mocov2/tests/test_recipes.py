@@ -39,10 +39,35 @@ def test_paper_recipe_is_the_official_hyper_parameters():
 
 def test_tiny_is_the_default_variant_and_runs_on_bundled_data():
     cfg = tiny_config()
-    assert cfg.data.dataset == "mnist_sample"
-    assert cfg.eval.random_init_baseline and cfg.eval.linear_protocol == "tiny"
+    assert cfg.data.dataset == "mnist_sample" and cfg.eval.split == "test"
+    assert cfg.eval.linear_protocol == "tiny"
     assert cfg.moco.bn_splits > 1  # the single-process shuffle-BN equivalent is on
     assert cfg.global_batch_size % cfg.moco.bn_splits == 0
+
+
+def test_tiny_study_is_the_table_1_ablation():
+    from paperzoo.train.study import cell_config, load_study
+
+    recipe = get_recipe("mocov2_tiny")
+    study = load_study(recipe)
+    assert [a.name for a in study.arms] == ["v1", "v1_mlp", "v1_augplus", "v2"]
+    assert study.seeds == (0, 1, 2)
+    cfgs = {a.name: cell_config(recipe, study, a, 0, ()) for a in study.arms}
+    # Table 1: the linear head keeps v1's T=0.07, the MLP rows use T=0.2; only v2 is cosine.
+    assert [(c.moco.mlp, c.moco.temperature) for c in cfgs.values()] == [
+        (False, 0.07), (True, 0.2), (False, 0.07), (True, 0.2),
+    ]  # fmt: skip
+    assert [c.moco.aug_plus for c in cfgs.values()] == [False, False, True, True]
+    assert [c.optim.schedule for c in cfgs.values()] == ["step", "step", "step", "cosine"]
+    assert cfgs["v2"].moco.blur
+    # Everything else (data, budget, probes) is the same in every arm.
+    steps = {(c.trainer.max_steps, c.global_batch_size, c.eval.split) for c in cfgs.values()}
+    assert len(steps) == 1
+    floors = [c.eval.random_init_baseline for c in cfgs.values()]
+    assert floors == [True, False, False, False]
+    rules = {(c.arm, c.baseline, c.metric): c.rule for c in study.claims}
+    for arm in ("v1_mlp", "v1_augplus", "v2"):
+        assert rules[(arm, "v1", "linear_top1")] == "better_all_seeds"
 
 
 def _ctx(tmp_path, recipe="mocov2_paper"):

@@ -1,7 +1,8 @@
-"""End to end: `paperzoo reproduce mocov2` (1 and 2 processes), --resume, and a loss that drops.
+"""End to end: the tiny study through `paperzoo reproduce mocov2`, one cell under 2 processes
+with resume, an exact resume of a single run, and a loss that drops.
 
 Runs are shortened with --set overrides (a handful of steps, small batch and queue); the full
-tiny reproduction is in test_reproduction_slow.py.
+tiny study is in test_reproduction_slow.py.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from paperzoo.core import create_model, get_recipe
 from paperzoo.core.run import run_recipe
+from paperzoo.mocov2.recipes import TINY_ARMS
 
 PAPERZOO = [sys.executable, "-m", "paperzoo.core.cli"]
 
@@ -30,6 +32,7 @@ SHORT = [
     "trainer.tensorboard=false",
     "data.num_workers=0",
 ]
+CLAIM_FIELDS = {"statement", "holds", "metric", "per_seed", "mean", "std", "delta"}
 
 
 def _env() -> dict[str, str]:
@@ -58,19 +61,44 @@ def _losses(out: Path) -> list[float]:
     return [r["loss"] for r in rows if "loss" in r]
 
 
-def test_reproduce_tiny_cli_writes_both_probes_and_a_loadable_model(tmp_path):
-    out = tmp_path / "run"
-    proc = _cli("reproduce", "mocov2", "--out", str(out), *_sets([*SHORT, "trainer.max_steps=3"]))
+def test_tiny_study_runs_every_arm_and_decides_the_declared_claims(tmp_path):
+    out = tmp_path / "study"
+    proc = _cli(
+        "reproduce", "mocov2", "--out", str(out), "--seeds", "0,1",
+        *_sets([*SHORT, "trainer.max_steps=3"]),
+    )  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["recipe_name"] == "mocov2_tiny" and summary["steps"] == 3
-    metrics = summary["metrics"]
-    for key in ("linear_top1", "random_init_linear_top1", "knn_top1", "random_init_knn_top1"):
-        assert 0.0 <= metrics[key] <= 100.0
-    assert "linear_top1" in proc.stdout  # the comparison table
-    # model.safetensors is the whole MoCo module and loads back through the model spec.
+    assert summary["seeds"] == [0, 1] and set(summary["arms"]) == set(TINY_ARMS)
+    assert (out / "study.png").is_file() and "v1_augplus" in proc.stdout
+    # Every claim of the study, decided by code, with the declared fields.
+    claims = {(c["metric"], c["arm"], c["baseline"]): c for c in summary["claims"]}
+    assert {("linear_top1", "v1_mlp", "v1"), ("linear_top1", "v1_augplus", "v1"),
+            ("linear_top1", "v2", "v1"), ("knn_top1", "v2", "v1")} <= set(claims)  # fmt: skip
+    for claim in summary["claims"]:
+        assert set(claim) >= CLAIM_FIELDS, claim
+        assert isinstance(claim["holds"], bool) and set(claim["per_seed"]) == {"0", "1"}
+    # The arms' configs differ as declared: head, temperature, augmentation, schedule.
+    declared = {
+        "v1": (False, 0.07, False, "step"),
+        "v1_mlp": (True, 0.2, False, "step"),
+        "v1_augplus": (False, 0.07, True, "step"),
+        "v2": (True, 0.2, True, "cosine"),
+    }
+    for arm, (mlp, temperature, aug_plus, schedule) in declared.items():
+        for seed in (0, 1):
+            cfg = json.loads((out / arm / f"seed{seed}" / "config.json").read_text())["config"]
+            got = (cfg["moco"]["mlp"], cfg["moco"]["temperature"], cfg["moco"]["aug_plus"])
+            assert (*got, cfg["optim"]["schedule"]) == (mlp, temperature, aug_plus, schedule)
+            assert cfg["seed"] == seed and cfg["trainer"]["max_steps"] == 3  # --set reaches all
+    # The random-init floor is measured once per seed, in the v1 cells.
+    v1 = summary["arms"]["v1"]["metrics"]
+    assert 0.0 <= v1["random_init_linear_top1"]["mean"] <= 100.0
+    assert "random_init_linear_top1" not in summary["arms"]["v2"]["metrics"]
+    # A cell's model.safetensors is the whole MoCo module (the v1 arm: linear head).
     model = create_model(
-        "mocov2_resnet10_narrow", queue_size=128, checkpoint_path=out / "model.safetensors"
-    )
+        "mocov2_resnet10_narrow", queue_size=128, mlp=False,
+        checkpoint_path=out / "v1" / "seed0" / "model.safetensors",
+    )  # fmt: skip
     assert int(model.queue_ptr) == (3 * 32) % 128
 
 
@@ -106,52 +134,58 @@ def test_resume_continues_exactly_and_the_loss_drops_on_real_data(tmp_path):
     # loss falls. Compare early and late windows of the straight run.
     losses = _losses(straight)
     assert len(losses) == 24
-    # (ln(1 + K) = 4.86 is chance level; measured here: about 4.79 -> 4.63.)
     early, late = sum(losses[4:10]) / 6, sum(losses[18:24]) / 6
     assert late < early - 0.08, losses
 
 
-def test_reproduce_with_two_processes_and_resume(tmp_path):
+def test_one_cell_with_two_processes_resumes_from_its_checkpoint(tmp_path):
     out = tmp_path / "ddp"
+    cell = out / "v2" / "seed0"
     sets = _sets([*SHORT, "trainer.checkpoint_every=2"])
     first = _cli(
-        "reproduce",
-        "mocov2",
-        "--nproc",
-        "2",
-        "--out",
-        str(out),
-        *sets,
-        "--set",
-        "trainer.max_steps=2",
-    )
+        "reproduce", "mocov2", "--nproc", "2", "--out", str(out), "--cell", "v2/0", *sets,
+        "--set", "trainer.max_steps=2",
+    )  # fmt: skip
     assert "torch.distributed.run" in first.stderr  # really relaunched under torchrun
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((cell / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 2
     assert summary["extra"]["per_process_batch"] == 16
     assert 0.0 <= summary["metrics"]["linear_top1"] <= 100.0
+    # Make it a half-finished cell of a 4-step run: what a kill after the step-2 checkpoint
+    # leaves (no summary.json; config.json goes too, since max_steps changes).
+    (cell / "summary.json").unlink()
+    (cell / "config.json").unlink()
     _cli(
-        "reproduce", "mocov2", "--nproc", "2", "--out", str(out), *sets,
+        "reproduce", "mocov2", "--nproc", "2", "--out", str(out), "--cell", "v2/0", *sets,
         "--set", "trainer.max_steps=4", "--set", "eval.enabled=false", "--resume",
     )  # fmt: skip
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((cell / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 4
+    rows = [json.loads(r) for r in (cell / "metrics.jsonl").read_text().splitlines() if r.strip()]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4]  # 1-2 were not run again
     model = create_model(
-        "mocov2_resnet10_narrow", queue_size=128, checkpoint_path=out / "model.safetensors"
+        "mocov2_resnet10_narrow", queue_size=128, checkpoint_path=cell / "model.safetensors"
     )
     # 4 steps of a global batch of 32 (2 ranks x 16): every rank enqueued all 32 keys per step.
     assert int(model.queue_ptr) == (4 * 32) % 128
 
 
-@pytest.mark.parametrize("overrides", [["data.dataset=cifar"], ["moco.bn_splits=3"]])
-def test_bad_tiny_config_fails_before_training(tmp_path, overrides):
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (["data.dataset=cifar"], r"data\.dataset"),
+        (["moco.bn_splits=3"], "bn_splits"),
+        (["eval.split=train"], "eval.split"),
+    ],
+)
+def test_bad_tiny_config_fails_before_training(tmp_path, overrides, match):
     from paperzoo.core.config import apply_overrides
     from paperzoo.core.run import RunContext
     from paperzoo.mocov2.recipes import tiny_config
     from paperzoo.mocov2.reproduce import run
 
-    cfg = apply_overrides(tiny_config(), overrides)
-    with pytest.raises(ValueError, match=r"data\.dataset|bn_splits"):
+    with pytest.raises(ValueError, match=match):
+        cfg = apply_overrides(tiny_config(), overrides)
         run(cfg, RunContext(out_dir=tmp_path, recipe=get_recipe("mocov2_tiny")))
     assert not (tmp_path / "checkpoints").exists()
 

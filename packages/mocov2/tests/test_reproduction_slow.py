@@ -1,14 +1,15 @@
-"""The full tiny reproduction over 3 seeds (slow: about 3 x the time of `paperzoo reproduce mocov2`).
+"""The full tiny study (slow: 4 arms x 3 seeds, about the time of `paperzoo reproduce mocov2`).
 
-Checks the README's claim: the MoCo encoder beats its own random initialisation by a clear
-margin under the same linear probe, on every seed, on the held-out split.
+Runs the study exactly as the README's command does and checks what must hold whatever the
+verdicts: every claim is decided with its fields, and every trained arm beats the random-init
+floor of its seed. Whether the paper's claims hold here is reported in the README, as measured;
+this test does not require them to.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 
@@ -16,27 +17,21 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-SEEDS = (0, 1, 2)
-MIN_MARGIN = 5.0  # percentage points, every seed (measured: +10.9 to +19.3 linear, +11 to +13 kNN)
+MIN_MARGIN = 3.0  # linear top-1 points over the random-init floor, every arm and seed
 
 
-def _reproduce(out, seed: int) -> dict:
+def test_tiny_study_three_seeds(tmp_path):
+    out = tmp_path / "study"
     cmd = [sys.executable, "-m", "paperzoo.core.cli", "reproduce", "mocov2", "--out", str(out)]
-    cmd += ["--set", f"seed={seed}", "--set", "trainer.progress=false"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=dict(os.environ))
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr[-5000:]
-    return json.loads((out / "summary.json").read_text())
-
-
-def test_tiny_reproduction_three_seeds(tmp_path):
-    runs = [_reproduce(tmp_path / f"seed{s}", s) for s in SEEDS]
-    table = {}
-    for key in ("linear_top1", "random_init_linear_top1", "knn_top1", "random_init_knn_top1"):
-        values = [r["metrics"][key] for r in runs]
-        table[key] = (statistics.mean(values), statistics.stdev(values), values)
-    walls = [r["wall_seconds"] for r in runs]
-    print(json.dumps({"table": table, "wall_seconds": walls}, indent=2))
-    for r in runs:
-        m = r["metrics"]
-        assert m["linear_top1"] >= m["random_init_linear_top1"] + MIN_MARGIN, m
-        assert m["knn_top1"] >= m["random_init_knn_top1"] + MIN_MARGIN, m
+    print(proc.stdout)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seeds"] == [0, 1, 2] and len(summary["claims"]) == 6
+    for claim in summary["claims"]:
+        assert isinstance(claim["holds"], bool) and len(claim["per_seed"]) == 3
+    arms = summary["arms"]
+    floor = arms["v1"]["metrics"]["random_init_linear_top1"]["per_seed"]
+    for name, arm in arms.items():
+        for seed, value in arm["metrics"]["linear_top1"]["per_seed"].items():
+            assert value >= floor[seed] + MIN_MARGIN, (name, seed, value, floor[seed])
