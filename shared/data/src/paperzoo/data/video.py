@@ -367,30 +367,38 @@ class _PyAVReader:
         wanted = sorted({window[i] for i in keep})
         slot = {pts: j for j, pts in enumerate(wanted)}
         last = max(i for i, p in enumerate(packets) if p.pts in slot)
-        out: list[np.ndarray | None] = [None] * len(wanted)
+        # Each kept frame is copied into the clip as soon as it is converted (while it is in
+        # cache), so no list of frames is held and stacked afterwards.
+        out: list[np.ndarray] = []
+        filled = [False] * len(wanted)
         codec = self.stream.codec_context
 
         def take(frames: list[Any]) -> None:
             for frame in frames:
                 self.frames_decoded += 1
                 j = slot.get(frame.pts)
-                if j is not None and out[j] is None:
-                    out[j] = self._to_rgb(frame)
+                if j is None or filled[j]:
+                    continue
+                rgb = self._to_rgb(frame)
+                if not out:
+                    out.append(np.empty((len(wanted), *rgb.shape), dtype=np.uint8))
+                out[0][j] = rgb
+                filled[j] = True
 
         try:
             for packet in packets[: last + 1]:
                 codec.skip_frame = "DEFAULT" if packet.pts in slot else "NONREF"
                 take(codec.decode(packet))
             codec.skip_frame = "DEFAULT"
-            if any(o is None for o in out):  # the last ones wait in the reordering queue
+            if not all(filled):  # the last ones wait in the decoder's reordering queue
                 take(codec.decode(None))
         except _av_errors() as exc:
             raise DecodeError(self.path, f"decoding failed ({type(exc).__name__}: {exc})") from None
         finally:
             codec.skip_frame = "DEFAULT"
-        if any(o is None for o in out):  # a frame the packets promised never came out
+        if not all(filled):  # a frame the packets promised never came out of the decoder
             return None
-        frames = torch.from_numpy(np.stack(out))  # type: ignore[arg-type]
+        frames = torch.from_numpy(out[0])
         if len(wanted) != len(keep):  # num_frames > frames in range: indices repeat
             frames = frames[torch.tensor([slot[window[i]] for i in keep])]
         times = torch.tensor([self._seconds(window[i]) for i in keep], dtype=torch.float64)
