@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from paperzoo.core import get_recipe
 from paperzoo.core.run import build_config, run_recipe
 from paperzoo.pytorchvideo.recipes import paper_config, paper_l_config, tiny_config
+from paperzoo.train.study import load_study, run_study
 
 
 def test_paper_config_is_the_official_recipe():
@@ -68,7 +70,7 @@ def _moving_digits(tmp_path, **kw):
 def test_x3d_xs_fits_real_moving_digit_videos(tmp_path):
     """A training smoke test on decoded h264 files: the loss of X3D-XS falls on a fixed batch."""
     from paperzoo.pytorchvideo import x3d_xs
-    from paperzoo.pytorchvideo.method import VideoClassification
+    from paperzoo.train.classification import Classification
 
     data = _moving_digits(
         tmp_path, num_videos_per_class=2, num_directions=4, digits=(0, 1), val_fraction=0.0
@@ -78,7 +80,7 @@ def test_x3d_xs_fits_real_moving_digit_videos(tmp_path):
     ) / 0.225  # (16, 3, 4, 32, 32)
     labels = torch.tensor([data[i][1] for i in range(len(data))])
     torch.manual_seed(0)
-    method = VideoClassification(
+    method = Classification(
         x3d_xs(num_classes=8, input_crop_size=32, dropout_rate=0.0), channels_last=True
     )
     opt = torch.optim.SGD(method.parameters(), lr=0.05, momentum=0.9)
@@ -93,43 +95,46 @@ def test_x3d_xs_fits_real_moving_digit_videos(tmp_path):
     assert sum(losses[-5:]) / 5 < 0.5 * losses[0], losses
 
 
-def test_tiny_recipe_end_to_end(tmp_path):
-    """The tiny runner, shrunk: writes the videos, trains X3D and the 2D baseline, tests."""
-    overrides = [
-        "trainer.max_steps=3", "trainer.checkpoint_every=3", "global_batch_size=4",
-        "moving_digits.num_videos_per_class=3", "moving_digits.digits=0,1",
-        "moving_digits.val_fraction=0.34", "x3d.num_classes=8", "data.num_workers=0",
-    ]  # fmt: skip
-    summary = run_recipe(get_recipe("pytorchvideo_tiny"), out_dir=tmp_path, overrides=overrides)
+SMALL = [
+    "trainer.max_steps=3", "trainer.checkpoint_every=3", "global_batch_size=4",
+    "moving_digits.num_videos_per_class=6", "moving_digits.digits=0,1", "x3d.num_classes=8",
+]  # fmt: skip
+
+
+def test_tiny_cell_end_to_end(tmp_path):
+    """One cell, shrunk: writes the videos, trains the 2D baseline, tests on val and test."""
+    summary = run_recipe(
+        get_recipe("pytorchvideo_tiny"), out_dir=tmp_path,
+        overrides=[*SMALL, "x3d.frame_averaged_2d=true", "seed=2"],
+    )  # fmt: skip
     m = summary["metrics"]
-    assert summary["steps"] == 3
-    assert m["chance_top1"] == pytest.approx(1 / 8) and m["frame_only_ceiling_top1"] == 0.25
-    assert 0.0 <= m["top1"] <= 1.0 and 0.0 <= m["baseline_2d_top1"] <= 1.0
-    assert summary["extra"]["num_test_videos"] == 8  # 1 val video per class
+    assert summary["steps"] == 3 and summary["extra"]["model"] == "x3d_xs_2d"
+    assert m["chance_top1"] == pytest.approx(100 / 8) and m["frame_only_ceiling_top1"] == 25.0
+    assert 0.0 <= m["top1"] <= m["top5"] <= 100.0 and 0.0 <= m["val_top1"] <= 100.0
+    assert summary["extra"]["num_test_videos"] == summary["extra"]["num_val_test_videos"] == 8
     assert (tmp_path / "model.safetensors").is_file()
-    assert (tmp_path / "baseline_2d" / "model.safetensors").is_file()
-    assert len((tmp_path / "moving_digits" / "val.csv").read_text().splitlines()) == 8
+    assert len((tmp_path / "moving_digits" / "test.csv").read_text().splitlines()) == 8
     logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert any("loss" in row and row["step"] == 3 for row in logged), logged
 
 
+def test_tiny_study_declares_the_claim_and_runs(tmp_path):
+    recipe = get_recipe("pytorchvideo_tiny")
+    study = load_study(recipe)
+    assert [a.name for a in study.arms] == ["x3d", "frame_2d"] and study.seeds == (0, 1, 2)
+    (claim,) = study.claims
+    assert (claim.metric, claim.arm, claim.baseline) == ("top1", "x3d", "frame_2d")
+    summary = run_study(recipe, out_dir=tmp_path, overrides=SMALL, seeds=[0], stream=io.StringIO())
+    assert summary["claims"][0]["holds"] in (True, False)
+    for arm in ("x3d", "frame_2d"):
+        assert (tmp_path / arm / "seed0" / "model.safetensors").is_file()
+
+
 @pytest.mark.slow
-def test_tiny_recipe_three_seeds(tmp_path):
-    """The README's tiny result: X3D-XS beats chance and the frame-averaged 2D baseline."""
-    results = []
-    for seed in range(3):
-        summary = run_recipe(
-            get_recipe("pytorchvideo_tiny"),
-            out_dir=tmp_path / f"seed{seed}",
-            overrides=[f"seed={seed}"],
-        )
-        results.append(summary["metrics"])
-    x3d = torch.tensor([r["top1"] for r in results])
-    base = torch.tensor([r["baseline_2d_top1"] for r in results])
-    print(
-        f"X3D-XS top-1 {x3d.mean():.3f} ± {x3d.std():.3f}; 2D baseline {base.mean():.3f} ± {base.std():.3f}"
-    )
-    # README: X3D-XS 53.2 ± 2.9 %, 2D baseline 27.8 ± 5.0 %, chance 8.3 %, frame-only ceiling 25 %.
-    assert x3d.mean() > 2 * results[0]["chance_top1"]
-    assert x3d.mean() > results[0]["frame_only_ceiling_top1"] + 0.1  # it must use motion
-    assert x3d.mean() > base.mean() + 0.1
+def test_tiny_study_three_seeds(tmp_path):
+    """The README's tiny result: X3D-XS beats the frame-averaged 2D baseline on every seed."""
+    summary = run_study(get_recipe("pytorchvideo_tiny"), out_dir=tmp_path, stream=io.StringIO())
+    (claim,) = summary["claims"]
+    assert claim["holds"], claim
+    x3d = summary["arms"]["x3d"]["metrics"]["top1"]["mean"]
+    assert x3d > 25.0 + 10  # above the frame-only ceiling: it uses motion

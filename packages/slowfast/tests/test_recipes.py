@@ -1,12 +1,11 @@
+import io
 import json
 
 import pytest
-import torch
-from torch.utils.data import TensorDataset
 
 from paperzoo.core import get_recipe
 from paperzoo.core.run import run_recipe
-from paperzoo.slowfast.reproduce import evaluate_multiview, precise_bn
+from paperzoo.train.study import load_study, run_study
 
 QUIET = ["trainer.progress=false", "trainer.tensorboard=false", "trainer.device=cpu"]
 
@@ -78,64 +77,37 @@ def test_paper_runner_on_kinetics_style_lists(tmp_path, digits_dir):
     assert (tmp_path / "model.safetensors").is_file()
 
 
-def test_multiview_averages_softmax_over_views():
-    # Video 0 (label 1): one view prefers class 0, two confidently prefer 1. Video 1 (label 0):
-    # two views mildly prefer class 1, one confidently prefers 0; the mean softmax picks 0,
-    # where a vote over views would pick 1.
-    logits = torch.tensor([[2.0, 0.0], [0.0, 5.0], [0.0, 5.0], [4.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
-    videos = torch.tensor([0, 0, 0, 1, 1, 1])
-    labels = torch.tensor([1, 1, 1, 0, 0, 0])
-    dataset = TensorDataset(torch.arange(6), labels, videos)
-
-    def model(index):
-        return logits[index]
-
-    model.eval = lambda: None
-    result = evaluate_multiview(
-        model, dataset, num_videos=2, num_classes=2, batch_size=4, device="cpu"
-    )
-    # video 1: mean softmax of class 0 = (0.982 + 0.269 + 0.269) / 3 = 0.507 > 0.5 -> right
-    assert result == {"top1": 100.0, "top5": 100.0, "num_videos": 2.0}
-    labels_wrong = TensorDataset(torch.arange(6), torch.tensor([0, 0, 0, 1, 1, 1]), videos)
-    assert (
-        evaluate_multiview(
-            model, labels_wrong, num_videos=2, num_classes=2, batch_size=3, device="cpu"
-        )["top1"]
-        == 0.0
-    )
-
-
-def test_precise_bn_gives_exact_dataset_statistics():
-    torch.manual_seed(0)
-    clips = torch.randn(12, 3, 2, 4, 4) * torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1, 1, 1) + 5
-    norm = torch.nn.BatchNorm3d(3, momentum=0.1)
-    precise_bn(
-        norm, TensorDataset(clips, torch.zeros(12)), num_batches=3, batch_size=4, device="cpu"
-    )
-    torch.testing.assert_close(norm.running_mean, clips.mean(dim=(0, 2, 3, 4)), rtol=0, atol=1e-5)
-    assert norm.momentum == 0.1  # restored after the exact averaging
-
-
-def test_tiny_recipe_trains_both_models_with_one_budget(tmp_path):
+def test_tiny_cell_trains_one_model_and_tests_it(tmp_path):
     overrides = [
-        *QUIET, "trainer.max_steps=3", "moving_digits.num_videos_per_class=4", "moving_digits.digits=0,1",
-        "moving_digits.seeds=0,1", "data.batch_size=4",
+        *QUIET, "trainer.max_steps=3", "moving_digits.num_videos_per_class=5",
+        "moving_digits.digits=0,1", "data.batch_size=4", "slowfast.model=slow_tiny", "seed=1",
     ]  # fmt: skip
     summary = run_recipe(get_recipe("slowfast_tiny"), out_dir=tmp_path, overrides=overrides)
-    per_seed = summary["extra"]["per_seed"]
-    assert set(per_seed) == {"slowfast_tiny", "slow_tiny"}
-    for name, results in per_seed.items():
-        assert len(results["direction_acc"]) == 2
-        assert summary["metrics"][f"{name}/direction_acc"] == pytest.approx(
-            sum(results["direction_acc"]) / 2
-        )
-        for seed in (0, 1):
-            log = (tmp_path / name / f"seed{seed}" / "metrics.jsonl").read_text().splitlines()
-            assert json.loads(log[-1])["step"] == 3
-    gap = [
-        a - b
-        for a, b in zip(
-            per_seed["slowfast_tiny"]["direction_acc"], per_seed["slow_tiny"]["direction_acc"]
-        )
-    ]
-    assert summary["metrics"]["direction_acc_gap"] == pytest.approx(sum(gap) / 2)
+    metrics = summary["metrics"]
+    assert summary["steps"] == 3 and summary["extra"]["model"] == "slow_tiny"
+    assert summary["extra"]["num_videos"] == {"train": 24, "val": 8, "test": 8}
+    for key in ("top1", "direction_acc", "digit_acc", "val_top1", "val_direction_acc"):
+        assert 0.0 <= metrics[key] <= 100.0, key
+    assert metrics["direction_acc"] >= metrics["top1"]  # a right class has a right direction
+    log = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(log[-1])["step"] == 3
+    assert (tmp_path / "moving_digits" / "test.csv").is_file()
+
+
+def test_tiny_study_declares_the_claim_and_runs_its_cells(tmp_path):
+    recipe = get_recipe("slowfast_tiny")
+    study = load_study(recipe)
+    assert [a.name for a in study.arms] == ["slowfast", "slow"] and study.seeds == (0, 1, 2)
+    (claim,) = study.claims
+    assert (claim.metric, claim.rule) == ("direction_acc", "better_all_seeds")
+    overrides = [
+        *QUIET, "trainer.max_steps=2", "moving_digits.num_videos_per_class=5",
+        "moving_digits.digits=0", "data.batch_size=4",
+    ]  # fmt: skip
+    summary = run_study(
+        recipe, out_dir=tmp_path, overrides=overrides, seeds=[0], stream=io.StringIO()
+    )
+    assert summary["claims"][0]["holds"] in (True, False)
+    for arm in ("slowfast", "slow"):
+        assert (tmp_path / arm / "seed0" / "model.safetensors").is_file()
+    assert (tmp_path / "_shared" / "moving_digits" / "meta.json").is_file()

@@ -6,7 +6,7 @@
 
 Models and sizes are in :mod:`paperzoo.mvit.model`, checkpoint converters (PySlowFast,
 pytorchvideo, torchvision, timm) in :mod:`paperzoo.mvit.convert`, recipes in
-:mod:`paperzoo.mvit.recipes`. Importing this package does not import torch; the names below
+:mod:`paperzoo.mvit.recipes` (training and testing: :mod:`paperzoo.train.classification`). Importing this package does not import torch; the names below
 load their module on first use.
 """
 
@@ -17,7 +17,6 @@ from typing import Any
 
 __all__ = [
     "MViT",
-    "VideoClassification",
     "convert_state_dict",
     "count_macs",
     "load_checkpoint",
@@ -43,7 +42,6 @@ _WHERE = {
     "mvitv2_small_16x4": "model",
     "mvitv2_tiny": "model",
     "vit_tiny_video": "model",
-    "VideoClassification": "method",
     "convert_state_dict": "convert",
     "load_checkpoint": "convert",
     "count_macs": "flops",

@@ -1,7 +1,7 @@
 """paperzoo.slowfast: SlowFast Networks for Video Recognition (Feichtenhofer et al., ICCV 2019).
 
 Models in :mod:`paperzoo.slowfast.model`, checkpoint converters in
-:mod:`paperzoo.slowfast.convert`, training objectives in :mod:`paperzoo.slowfast.method`,
+:mod:`paperzoo.slowfast.convert`, the detection objective in :mod:`paperzoo.slowfast.method`,
 recipes in :mod:`paperzoo.slowfast.recipes` / :mod:`paperzoo.slowfast.reproduce`. The names
 below load on first use, so importing this package stays cheap.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "SlowFast": "paperzoo.slowfast.model",
@@ -30,7 +30,6 @@ _LAZY = {
     "slowfast_tiny": "paperzoo.slowfast.model",
     "load_checkpoint": "paperzoo.slowfast.convert",
     "ActionDetection": "paperzoo.slowfast.method",
-    "VideoClassification": "paperzoo.slowfast.method",
     "ava_collate": "paperzoo.slowfast.method",
 }
 

@@ -1,6 +1,7 @@
-"""Training objectives for SlowFast: Kinetics-style classification and AVA-style detection.
+"""The training objective of SlowFast's AVA-style detection (classification is the shared
+:class:`paperzoo.train.classification.Classification`).
 
-Both are paperzoo methods (``training_step(batch, step) -> {"loss": ...}``) for
+A paperzoo method (``training_step(batch, step) -> {"loss": ...}``) for
 :class:`paperzoo.train.Trainer`. As in PySlowFast (``BN.WEIGHT_DECAY: 0.0``), BatchNorm
 parameters get no weight decay. Batches hold Fast-rate clips (B, C, T, H, W); the model
 splits them into pathways (:func:`paperzoo.slowfast.model.pack_pathways`).
@@ -15,50 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ActionDetection", "VideoClassification", "ava_collate", "norm_param_groups"]
+from paperzoo.train.classification import norm_param_groups
 
-
-def norm_param_groups(model: nn.Module, norm_weight_decay: float) -> list[dict[str, Any]]:
-    """Two optimizer groups: normalisation parameters (``weight_decay=norm_weight_decay``)
-    and everything else (the optimizer's weight decay)."""
-    norm_params, other = [], []
-    for module in model.modules():
-        is_norm = isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm))
-        for p in module.parameters(recurse=False):
-            if p.requires_grad:
-                (norm_params if is_norm else other).append(p)
-    groups: list[dict[str, Any]] = [{"params": other}]
-    if norm_params:
-        groups.append({"params": norm_params, "weight_decay": norm_weight_decay})
-    return groups
-
-
-class VideoClassification(nn.Module):
-    """Cross-entropy on clip labels. Batch: ``(clips (B, C, T, H, W), labels (B,))``."""
-
-    def __init__(
-        self, model: nn.Module, *, label_smoothing: float = 0.0, norm_weight_decay: float = 0.0
-    ) -> None:
-        super().__init__()
-        self.model = model
-        self.label_smoothing = label_smoothing
-        self.norm_weight_decay = norm_weight_decay
-
-    def forward(self, clips: Any) -> torch.Tensor:
-        return self.model(clips)
-
-    def training_step(self, batch: Sequence[Any], step: int) -> dict[str, torch.Tensor]:
-        clips, labels = batch[0], batch[1]
-        logits = self.model(clips)
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
-        top1 = (logits.detach().argmax(dim=1) == labels).float().mean()
-        return {"loss": loss, "top1": top1}
-
-    def param_groups(self) -> list[dict[str, Any]]:
-        return norm_param_groups(self.model, self.norm_weight_decay)
-
-    def trainable_module(self) -> nn.Module:
-        return self.model
+__all__ = ["ActionDetection", "ava_collate"]
 
 
 def ava_collate(

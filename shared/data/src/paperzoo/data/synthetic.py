@@ -441,7 +441,8 @@ def moving_digits_splits(
 
     The videos are written (:func:`write_moving_digits` with ``write_kwargs``) unless
     ``root/meta.json`` records the same arguments, defaults included; under torch.distributed
-    rank 0 writes while the others wait. Each split is decoded once per process (memoised on
+    rank 0 writes while the others wait, and processes sharing ``root`` (a study's cells run
+    side by side) take turns through a file lock. Each split is decoded once per process (memoised on
     the list's path and the set's arguments) and returned as :class:`DecodedVideos` of whole
     videos (set ``num_frames``, ``stride``, ``random_start``, ``num_views`` with
     :meth:`DecodedVideos.sampled`). Several runs (a study's cells) can share one ``root``.
@@ -463,8 +464,13 @@ def moving_digits_splits(
     def current() -> dict[str, Any] | None:
         return json.loads(meta_path.read_text()) if meta_path.is_file() else None
 
-    if rank == 0 and current() != wanted:
-        write_moving_digits(root, **write_kwargs)
+    if rank == 0:
+        from paperzoo.core.io import file_lock
+
+        # Cells run side by side (--cell) may share root: one writes, the others wait for it.
+        with file_lock(root / ".write.lock"):
+            if current() != wanted:
+                write_moving_digits(root, **write_kwargs)
     barrier()
     if current() != wanted:
         raise RuntimeError(f"{meta_path} does not describe the set asked for after writing it")
