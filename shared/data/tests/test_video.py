@@ -158,13 +158,32 @@ def test_torchcodec_returns_the_same_frames(name, gop12_mp4, bikes_mp4, carphone
 
 # x264/x265 parameters: B-frames on, a fixed B pattern with a pyramid (the middle B of each run is
 # a reference frame, the others are not), and keyframes exactly every `keyint` frames.
-_ENCODINGS = {
-    "h264_gop12": ("libx264", "bframes=3:b-adapt=0:b-pyramid=normal:keyint=12:min-keyint=12"),
-    "h264_gop250": ("libx264", "bframes=3:b-adapt=0:b-pyramid=normal:keyint=250:min-keyint=250"),
-    "h264_adaptive_b": ("libx264", "bframes=3:keyint=60:min-keyint=60"),
-    "h264_open_gop": ("libx264", "bframes=3:b-adapt=0:open-gop=1:keyint=50:min-keyint=50"),
-    "hevc_gop60": ("libx265", "bframes=3:b-pyramid=1:keyint=60:min-keyint=60:log-level=error"),
-    "mpeg4_bframes": ("mpeg4", ""),  # not skipped: decoded frame by frame from the keyframe
+_ENCODINGS = {  # name: (codec, parameters, container)
+    "h264_gop12": (
+        "libx264",
+        "bframes=3:b-adapt=0:b-pyramid=normal:keyint=12:min-keyint=12",
+        "mp4",
+    ),
+    "h264_gop250": (
+        "libx264",
+        "bframes=3:b-adapt=0:b-pyramid=normal:keyint=250:min-keyint=250",
+        "mp4",
+    ),
+    "h264_adaptive_b": ("libx264", "bframes=3:keyint=60:min-keyint=60", "mp4"),
+    "h264_open_gop": ("libx264", "bframes=3:b-adapt=0:open-gop=1:keyint=50:min-keyint=50", "mp4"),
+    "h264_mkv": (
+        "libx264",
+        "bframes=3:b-adapt=0:b-pyramid=normal:keyint=100:min-keyint=100",
+        "mkv",
+    ),
+    # MPEG-TS: no index, a seek lands on any packet; decoded frame by frame, rewound if needed
+    "h264_ts": ("libx264", "bframes=3:b-adapt=0:b-pyramid=normal:keyint=100:min-keyint=100", "ts"),
+    "hevc_gop60": (
+        "libx265",
+        "bframes=3:b-pyramid=1:keyint=60:min-keyint=60:log-level=error",
+        "mp4",
+    ),
+    "mpeg4_bframes": ("mpeg4", "", "mp4"),  # not skipped: decoded frame by frame
 }
 
 
@@ -181,8 +200,9 @@ def _moving_texture(num_frames: int, height: int = 64, width: int = 96) -> np.nd
     return out
 
 
-def _encode(path, name: str, num_frames: int = 300, fps: int = 25):
-    codec, params = _ENCODINGS[name]
+def _encode(folder, name: str, num_frames: int = 300, fps: int = 25):
+    codec, params, container_format = _ENCODINGS[name]
+    path = folder / f"{name}.{container_format}"
     if codec not in av.codecs_available:
         pytest.skip(f"this PyAV build has no {codec} encoder")
     with av.open(str(path), mode="w") as container:
@@ -217,7 +237,7 @@ def _frame_kinds(path, skip_frame: str) -> list[tuple[float, int]]:
 @pytest.fixture(scope="module", params=list(_ENCODINGS))
 def encoded(request, tmp_path_factory):
     """(name, path, reference times, reference frames) for 12 s of video at 25 fps."""
-    path = _encode(tmp_path_factory.mktemp("enc") / f"{request.param}.mp4", request.param)
+    path = _encode(tmp_path_factory.mktemp("enc"), request.param)
     times, frames = _reference_frames(path)
     return request.param, path, times, frames
 
@@ -247,10 +267,10 @@ def test_clips_equal_the_full_decode_bit_for_bit(encoded):
             assert np.array_equal(clip.numpy(), frames[want]), (name, start, end, num_frames)
 
 
-@pytest.mark.parametrize("name", ["h264_gop250", "hevc_gop60"])
+@pytest.mark.parametrize("name", ["h264_gop250", "h264_mkv", "hevc_gop60"])
 def test_non_reference_frames_before_and_between_kept_frames_are_skipped(name, tmp_path):
-    path = _encode(tmp_path / f"{name}.mp4", name)
-    start, end = (7.0, 9.0) if name == "h264_gop250" else (3.6, 4.6)
+    path = _encode(tmp_path, name)
+    start, end = {"h264_gop250": (7.0, 9.0), "h264_mkv": (6.0, 7.0)}.get(name, (3.6, 4.6))
     kinds = _frame_kinds(path, "DEFAULT")
     intra = int(av.video.frame.PictureType.I)
     keyframe = max(t for t, kind in kinds if kind == intra and t <= start)  # 0.0 / 2.4 s

@@ -8,7 +8,7 @@ does (PyTorchVideo, Fan et al. 2021, arXiv:2111.09887).
 
 The PyAV path is "sparse". It seeks to the keyframe at or before ``start_sec`` and reads the
 window's packets first, so it knows from their timestamps which frames it will return before it
-decodes any (h264/hevc with pts and dts on every packet, e.g. mp4). It then decodes with
+decodes any (h264/hevc in mp4/mov/mkv/webm, with a pts on every packet). It then decodes with
 FFmpeg's frame/slice threads, sending every packet that no returned frame needs with
 ``skip_frame="NONREF"``: the decoder drops those that are non-reference frames (no other frame
 predicts from them, so every frame it does decode is bit for bit the one a full decode gives)
@@ -248,29 +248,20 @@ def _av_errors() -> tuple[type[BaseException], ...]:
 # threads included) and whose non-reference frames no other frame predicts from. For other
 # codecs every frame is decoded: correct, just slower.
 _SKIP_NONREF_CODECS = frozenset({"h264", "hevc"})
+# Containers whose packets carry each frame's own presentation time and whose seek lands on a
+# keyframe from an index. AVI stores decode order only (its "pts" of B-frame streams are not
+# presentation times) and MPEG-TS seeks by timestamp search to any packet: those take the
+# frame-by-frame path.
+_PLANNED_FORMATS = frozenset({"mov", "mp4", "matroska", "webm"})
 
 
 class _PyAVReader:
     def __init__(self, path: str) -> None:
-        import av
         from av.video.reformatter import VideoReformatter
 
         self.path = path
-        try:
-            self.container = av.open(path, metadata_errors="ignore")
-        except _av_errors() as exc:
-            raise DecodeError(path, f"not a readable media container ({exc})") from None
-        if not self.container.streams.video:
-            kinds = sorted({s.type for s in self.container.streams}) or ["none"]
-            self.container.close()
-            raise DecodeError(path, f"no video stream (streams: {', '.join(kinds)})")
-        stream = self.container.streams.video[0]
-        if stream.codec_context is None or stream.codec_context.name is None:
-            self.container.close()
-            raise DecodeError(path, "video stream has no decodable codec")
-        # FFmpeg picks frame and/or slice threads; on h264 this roughly doubles throughput.
-        stream.thread_type = "AUTO"
-        self.stream = stream
+        self._open()
+        stream = self.stream
         self.time_base = Fraction(stream.time_base) if stream.time_base else Fraction(1, 1_000_000)
         self.start_pts = stream.start_time if stream.start_time is not None else 0
         self.info = self._info()
@@ -279,7 +270,35 @@ class _PyAVReader:
         # builds a new context (and its thread pool) per frame, which costs more than the
         # conversion itself; the pixels are the same.
         self._rgb = VideoReformatter()
-        self._skip_nonref = stream.codec_context.name in _SKIP_NONREF_CODECS
+        formats = set(str(self.container.format.name).split(","))
+        self._plan = stream.codec_context.name in _SKIP_NONREF_CODECS and bool(
+            formats & _PLANNED_FORMATS
+        )
+
+    def _open(self) -> None:
+        import av
+
+        try:
+            self.container = av.open(self.path, metadata_errors="ignore")
+        except _av_errors() as exc:
+            raise DecodeError(self.path, f"not a readable media container ({exc})") from None
+        if not self.container.streams.video:
+            kinds = sorted({s.type for s in self.container.streams}) or ["none"]
+            self.container.close()
+            raise DecodeError(self.path, f"no video stream (streams: {', '.join(kinds)})")
+        stream = self.container.streams.video[0]
+        if stream.codec_context is None or stream.codec_context.name is None:
+            self.container.close()
+            raise DecodeError(self.path, "video stream has no decodable codec")
+        # FFmpeg picks frame and/or slice threads; on h264 this roughly doubles throughput.
+        stream.thread_type = "AUTO"
+        self.stream = stream
+
+    def _rewind(self) -> None:
+        """Back to the first packet. Reopened rather than sought: a seek to the start time
+        lands elsewhere in containers without an index (MPEG-TS)."""
+        self.container.close()
+        self._open()
 
     def _info(self) -> VideoInfo:
         s = self.stream
@@ -327,7 +346,7 @@ class _PyAVReader:
         """uint8 (H, W, 3) RGB, a view of a new frame's buffer."""
         return self._rgb.reformat(frame, format="rgb24", threads=1).to_ndarray()
 
-    # The planned path (h264/hevc with pts and dts on every packet): read the packets of the
+    # The planned path (h264/hevc in mp4/mov/mkv/webm, pts on every packet): read the packets of the
     # window first, so that the frames to return are known before any is decoded, then decode
     # only what they need. Frames no returned frame needs are sent with skip_frame="NONREF":
     # the decoder drops the non-reference ones (nothing predicts from them, so the frames it
@@ -335,16 +354,17 @@ class _PyAVReader:
 
     def _window_packets(self, start_sec: float, end_pts: int) -> list[Any] | None:
         """Video packets in decode order from the keyframe at or before ``start_sec`` up to the
-        first one whose dts reaches ``end_pts`` (pts >= dts, so no later packet holds a frame of
-        the window). None when a packet lacks pts or dts (the plan cannot be made)."""
+        first one whose dts reaches ``end_pts`` (pts >= dts and dts only grows, so no later
+        packet holds a frame of the window). None when a packet lacks its pts (the plan cannot
+        be made)."""
         self._seek(start_sec)
         packets = []
         for packet in self.container.demux(self.stream):
             if packet.size == 0:  # the demuxer's end-of-stream marker
                 continue
-            if packet.pts is None or packet.dts is None:
+            if packet.pts is None:
                 return None
-            if packet.dts >= end_pts:
+            if packet.dts is not None and packet.dts >= end_pts:  # Matroska omits a few dts
                 break
             packets.append(packet)
         return packets
@@ -415,7 +435,14 @@ class _PyAVReader:
         for attempt in ("seek", "from_start"):
             video, times, audio = [], [], []
             try:
-                self._seek(start_sec if attempt == "seek" else 0.0)
+                if attempt == "seek":
+                    self._seek(start_sec)
+                else:
+                    self._rewind()
+                    streams = {
+                        kind: (self.stream if kind == "video" else self.container.streams.audio[0])
+                        for kind in streams
+                    }
                 first_pts = None
                 video_done = False
                 audio_stream = streams.get("audio")
@@ -446,8 +473,10 @@ class _PyAVReader:
                 raise DecodeError(
                     self.path, f"decoding failed ({type(exc).__name__}: {exc})"
                 ) from None
-            # A seek that landed after start_sec (broken index) would lose frames: redo from 0.
-            if attempt == "seek" and first_pts is not None and first_pts > lo and start_sec > 0:
+            # A seek that landed after start_sec (a broken index, or a container without one
+            # where the decoder drops frames up to the next keyframe) would lose frames: redo
+            # from the start.
+            if attempt == "seek" and (first_pts is None or first_pts > max(lo, self.start_pts)):
                 continue
             return video, times, audio
         return video, times, audio
@@ -457,7 +486,7 @@ class _PyAVReader:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if num_frames is not None and num_frames <= 0:
             raise ValueError(f"num_frames must be positive, got {num_frames}")
-        if self._skip_nonref:
+        if self._plan:
             clip = self._planned_clip(start_sec, end_sec, num_frames)
             if clip is not None:
                 return clip
