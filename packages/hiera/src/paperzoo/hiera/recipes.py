@@ -128,6 +128,7 @@ class HieraTinyConfig:
     mae_steps: int = 300
     finetune_steps: int = 150
     mask_ratio: float = 0.9
+    norm_pix_loss: bool = True
     decoder_embed_dim: int = 32
     decoder_depth: int = 2
     decoder_num_heads: int = 1
@@ -385,6 +386,7 @@ def run_tiny(cfg: HieraTinyConfig, ctx: RunContext) -> RunResult:
             decoder_depth=cfg.decoder_depth,
             decoder_num_heads=cfg.decoder_num_heads,
             mask_ratio=cfg.mask_ratio,
+            norm_pix_loss=cfg.norm_pix_loss,
         )
         unlabelled = _ClipTensorDataset(train_x, torch.zeros_like(train_y), roll=cfg.roll_augment)
         seconds, last = _train(mae, unlabelled, _phase_ctx(ctx, "pretrain"), cfg, cfg.mae_optim,
