@@ -66,7 +66,12 @@ def tiny_study() -> Study:
     return Study(
         arms=(
             Arm("scratch", ("pretrain=false",), description="fine-tuning recipe, random init"),
-            Arm("mae", (), description="MAE on all training clips, then the same fine-tuning"),
+            # The fine-tuning lr of each arm is its best on val (seed 0) of {1e-3, 3e-3}.
+            Arm(
+                "mae",
+                ("optim.lr=0.003",),
+                description="MAE on all training clips, then the same fine-tuning",
+            ),
         ),
         seeds=(0, 1, 2),
         metrics=("top1", "val_top1", "labelled_clips"),
