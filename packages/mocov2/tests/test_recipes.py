@@ -53,10 +53,9 @@ def test_tiny_study_is_the_table_1_ablation():
     assert [a.name for a in study.arms] == ["v1", "v1_mlp", "v1_augplus", "v2"]
     assert study.seeds == (0, 1, 2)
     cfgs = {a.name: cell_config(recipe, study, a, 0, ()) for a in study.arms}
-    # Table 1: the linear head keeps v1's T=0.07, the MLP rows use T=0.2; only v2 is cosine.
-    assert [(c.moco.mlp, c.moco.temperature) for c in cfgs.values()] == [
-        (False, 0.07), (True, 0.2), (False, 0.07), (True, 0.2),
-    ]  # fmt: skip
+    # Table 1's switches; only v2 is cosine. T is each arm's best on val (0.07 for all four).
+    assert [c.moco.mlp for c in cfgs.values()] == [False, True, False, True]
+    assert {c.moco.temperature for c in cfgs.values()} == {0.07}
     assert [c.moco.aug_plus for c in cfgs.values()] == [False, False, True, True]
     assert [c.optim.schedule for c in cfgs.values()] == ["step", "step", "step", "cosine"]
     assert cfgs["v2"].moco.blur

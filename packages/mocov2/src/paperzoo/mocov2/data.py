@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -72,17 +73,21 @@ def _normalised(images: torch.Tensor, size: int) -> torch.Tensor:
     return x.expand(-1, 3, -1, -1).contiguous()
 
 
+@functools.lru_cache(maxsize=1)
+def _mnist_sample() -> tuple[torch.Tensor, torch.Tensor]:
+    # Parsed once per process: a study runs its cells in one process, and parsing the sample
+    # took longer than a short cell's training (callers only index these tensors).
+    from paperzoo.data.images import load_mnist_sample
+
+    return load_mnist_sample()
+
+
 def _bundled_mnist(cfg: MoCoRecipeConfig) -> MoCoData:
-    from paperzoo.data.images import (
-        ArrayImageDataset,
-        TwoCropsTransform,
-        load_mnist_sample,
-        stratified_split,
-    )
+    from paperzoo.data.images import ArrayImageDataset, TwoCropsTransform, stratified_split
 
     if cfg.eval.split not in ("val", "test"):
         raise ValueError(f"eval.split must be 'val' or 'test', got {cfg.eval.split!r}")
-    images, labels = load_mnist_sample()
+    images, labels = _mnist_sample()
     rest, test_idx = stratified_split(labels, cfg.eval.test_fraction, cfg.eval.split_seed)
     fit, val = stratified_split(labels[rest], cfg.eval.val_fraction, cfg.eval.split_seed)
     train_idx, val_idx = rest[fit], rest[val]
