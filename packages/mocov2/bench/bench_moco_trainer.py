@@ -21,9 +21,9 @@ from torch.utils.data import DataLoader
 
 from paperzoo.core import RunContext, create_model, get_recipe
 from paperzoo.core.config import apply_overrides
+from paperzoo.mocov2.data import build_datasets
 from paperzoo.mocov2.method import MoCoMethod
 from paperzoo.mocov2.recipes import tiny_config
-from paperzoo.mocov2.reproduce import build_datasets
 from paperzoo.train import Trainer
 
 
