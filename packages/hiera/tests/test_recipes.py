@@ -155,16 +155,16 @@ def test_paper_recipe_runs_end_to_end_on_a_small_image_folder(tmp_path):
 
 @pytest.mark.slow
 def test_tiny_claim_full_run(tmp_path):
-    """``paperzoo reproduce hiera`` as shipped: 2 arms x 3 seeds (under 10 min on 2 cores).
+    """``paperzoo reproduce hiera`` as shipped: 2 arms x 3 seeds (about 6.5 min on 2 quiet cores,
+    18 min at load 25; see the README).
 
-    Checks that the comparison is informative (the fine-tuned classifiers learn above the 25%
+    Checks that the comparison is informative (scratch fine-tuning learns far above the 25%
     chance level) and that the verdict follows the per-seed numbers; the README reports
     whether the claim holds, so the test does not assert it.
     """
     summary = run_study(get_recipe("hiera_tiny"), out_dir=tmp_path)
     (claim,) = summary["claims"]
     assert claim["num_seeds"] == 3
-    assert claim["mean"]["mae"] > 25.0 or claim["mean"]["scratch"] > 25.0
+    assert claim["mean"]["scratch"] > 50.0  # measured 69.7: the task is learnable here
     deltas = [row["delta"] for row in claim["per_seed"].values()]
     assert claim["holds"] == (claim["delta"] > 0 and all(d > 0 for d in deltas))
-    assert summary["cells_wall_seconds"] < 600
