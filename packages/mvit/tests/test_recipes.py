@@ -135,7 +135,7 @@ def test_paper_pipeline_on_a_kinetics_style_folder(tmp_path, digits_root):
 
 # The outcome of the full tiny study documented in the README (3 seeds, default config). If a
 # change flips it, rerun the study and update the README.
-DOCUMENTED_CLAIM_HOLDS = None  # set from the final run
+DOCUMENTED_CLAIM_HOLDS = True  # README: MViT 57.0 vs ViT 48.8 test top-1, 3/3 seeds
 
 
 @pytest.mark.slow
