@@ -59,8 +59,9 @@ def _sibling_closure(member: str) -> list[str]:
 def test_core_builds_wheel_and_sdist_and_installs_alone(tmp_path):
     out = tmp_path / "dist"
     run([uv(), "build", "--quiet", "--package", "paperzoo-core", "-o", str(out)], cwd=ROOT)
-    wheel = next(out.glob("paperzoo_core-0.1.0-*.whl"))
-    sdist = next(out.glob("paperzoo_core-0.1.0.tar.gz"))
+    version = tomllib.loads((ROOT / "shared/core/pyproject.toml").read_text())["project"]["version"]
+    wheel = next(out.glob(f"paperzoo_core-{version}-*.whl"))
+    sdist = next(out.glob(f"paperzoo_core-{version}.tar.gz"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "paperzoo/core/hookspecs.py" in names
     assert "paperzoo/__init__.py" not in names  # PEP 420 namespace shared by every member
@@ -75,7 +76,7 @@ def test_core_builds_wheel_and_sdist_and_installs_alone(tmp_path):
     listed = run([str(python.parent / "paperzoo"), "list", "papers"])
     assert "no papers registered" in listed.stdout
     doctor = run([str(python.parent / "paperzoo"), "doctor"]).stdout
-    assert "paperzoo-core 0.1.0" in doctor
+    assert f"paperzoo-core {version}" in doctor
 
 
 def test_paper_package_wheel_installs_next_to_its_sibling_wheels(tmp_path):

@@ -37,8 +37,10 @@ def test_tiny_cell_trains_one_model_and_reads_test_only_when_asked(tmp_path):
     summary = run_recipe(recipe, out_dir=tmp_path / "a", overrides=[*TINY_DATA, "seed=1"])
     metrics = summary["metrics"]
     assert summary["steps"] == 2 and summary["extra"]["num_videos"] == {
-        "train": 64, "val": 8, "test": 8,
-    }  # fmt: skip: 2 digits x 4 directions x 10 videos, 1 of 10 to val, 1 to test
+        "train": 64,
+        "val": 8,
+        "test": 8,
+    }  # 2 digits x 4 directions x 10 videos, 1 of 10 to val, 1 to test
     assert 0.0 <= metrics["top1"] <= 100.0 and 0.0 <= metrics["val_top1"] <= 100.0
     assert metrics["mmacs"] == pytest.approx(33.6, abs=0.05)
     assert (tmp_path / "a" / "model.safetensors").is_file()
