@@ -41,6 +41,7 @@ from timm.layers import DropPath, Mlp
 from torch import nn
 
 from paperzoo.kernels import MaskUnitAttention
+from paperzoo.kernels.layers import trunc_normal_init_
 
 __all__ = [
     "Hiera",
@@ -447,14 +448,7 @@ class Hiera(nn.Module):
             nn.init.trunc_normal_(self.pos_embed_temporal, std=0.02)
         else:
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if isinstance(m, nn.Linear) and m.bias is not None:
-                    nn.init.constant_(m.bias, 0.02)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.constant_(m.bias, 0.02)
-                nn.init.constant_(m.weight, 1.0)
+        trunc_normal_init_(self, std=0.02, bias=0.02)
         if isinstance(self.head, HieraHead):
             with torch.no_grad():
                 self.head.projection.weight.mul_(head_init_scale)

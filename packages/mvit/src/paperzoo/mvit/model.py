@@ -38,6 +38,7 @@ from timm.layers import DropPath, Mlp
 from torch import nn
 
 from paperzoo.kernels import MultiScaleAttention
+from paperzoo.kernels.layers import round_width, trunc_normal_init_
 
 __all__ = [
     "MViT",
@@ -55,18 +56,6 @@ __all__ = [
     "round_width",
     "vit_tiny_video",
 ]
-
-
-def round_width(width: float, multiplier: float, min_width: int = 1, divisor: int = 1) -> int:
-    """PySlowFast's ``round_width``: ``width * multiplier`` rounded to a multiple of ``divisor``."""
-    if not multiplier:
-        return int(width)
-    width *= multiplier
-    min_width = min_width or divisor
-    out = max(min_width, int(width + divisor / 2) // divisor * divisor)
-    if out < 0.9 * width:
-        out += divisor
-    return int(out)
 
 
 # -- blocks ----------------------------------------------------------------------------------
@@ -448,14 +437,7 @@ class MViT(nn.Module):
         ):
             if p is not None:
                 nn.init.trunc_normal_(p, std=0.02)
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if isinstance(m, nn.Linear) and m.bias is not None:
-                    nn.init.constant_(m.bias, 0.02)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.constant_(m.weight, 1.0)
-                nn.init.constant_(m.bias, 0.02)
+        trunc_normal_init_(self, std=0.02, bias=0.02)
 
     def no_weight_decay(self) -> set[str]:
         """Names of the position embeddings, rel-pos tables and cls token (no weight decay)."""

@@ -36,6 +36,7 @@ from torch import nn
 
 from paperzoo.core.checkpoint import (
     CheckpointMismatchError,
+    describe_keys,
     load_state_dict_strict,
     read_state_dict,
     unwrap_state_dict,
@@ -107,10 +108,9 @@ def _rename(
         else:
             unknown.append(key)
     if unknown:
-        shown = ", ".join(unknown[:8]) + (
-            f", ... ({len(unknown) - 8} more)" if len(unknown) > 8 else ""
+        raise CheckpointMismatchError(
+            f"keys not in the PyTorchVideo {layout} layout: {describe_keys(unknown, 8)}"
         )
-        raise CheckpointMismatchError(f"keys not in the PyTorchVideo {layout} layout: {shown}")
     return out
 
 

@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from paperzoo.kernels.layers import round_width as _round_width
+
 __all__ = [
     "X3D",
     "SqueezeExcite3d",
@@ -59,16 +61,9 @@ def round_width(width: float, multiplier: float, min_width: int = 8, divisor: in
     """Scale a channel count by ``multiplier`` and round to a multiple of ``divisor``.
 
     Same rule as PyTorchVideo/PySlowFast (round half up, never drop more than 10%), which the
-    parameter counts of the released checkpoints depend on.
+    parameter counts of the released checkpoints depend on; PyTorchVideo's X3D defaults (8).
     """
-    if not multiplier:
-        return int(width)
-    width *= multiplier
-    min_width = min_width or divisor
-    out = max(min_width, int(width + divisor / 2) // divisor * divisor)
-    if out < 0.9 * width:
-        out += divisor
-    return int(out)
+    return _round_width(width, multiplier, min_width=min_width, divisor=divisor)
 
 
 def round_repeats(repeats: int, multiplier: float) -> int:

@@ -27,6 +27,8 @@ from typing import Any
 
 from torch import nn
 
+from paperzoo.core.checkpoint import describe_keys
+
 __all__ = [
     "detect_layout",
     "from_pyslowfast",
@@ -68,10 +70,7 @@ def _convert(
         else:
             unknown.append(key)
     if unknown:
-        shown = ", ".join(unknown[:8]) + (
-            f", ... ({len(unknown) - 8} more)" if len(unknown) > 8 else ""
-        )
-        raise UnknownKeyError(f"{source}: no conversion rule for keys {shown}")
+        raise UnknownKeyError(f"{source}: no conversion rule for keys {describe_keys(unknown, 8)}")
     return out
 
 

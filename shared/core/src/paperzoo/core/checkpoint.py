@@ -14,6 +14,7 @@ from typing import Any
 
 __all__ = [
     "CheckpointMismatchError",
+    "describe_keys",
     "load_state_dict_strict",
     "load_weights",
     "read_state_dict",
@@ -61,7 +62,8 @@ def unwrap_state_dict(obj: Any) -> dict[str, Any]:
     return dict(obj)
 
 
-def _describe(keys: list[str], limit: int = 12) -> str:
+def describe_keys(keys: list[str], limit: int = 12) -> str:
+    """The first ``limit`` keys, comma-separated, then how many more (for error messages)."""
     shown = ", ".join(keys[:limit])
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
@@ -81,11 +83,11 @@ def load_state_dict_strict(
     if missing or unexpected or shape:
         parts = []
         if missing:
-            parts.append(f"missing keys: {_describe(missing)}")
+            parts.append(f"missing keys: {describe_keys(missing)}")
         if unexpected:
-            parts.append(f"unexpected keys: {_describe(unexpected)}")
+            parts.append(f"unexpected keys: {describe_keys(unexpected)}")
         if shape:
-            parts.append(f"shape mismatch (checkpoint vs model): {_describe(shape)}")
+            parts.append(f"shape mismatch (checkpoint vs model): {describe_keys(shape)}")
         raise CheckpointMismatchError(
             f"{source} does not match {type(model).__name__}: " + "; ".join(parts)
         )
