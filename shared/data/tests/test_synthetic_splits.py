@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from paperzoo.data.images import load_mnist_sample
-from paperzoo.data.synthetic import moving_digits_dataset, write_moving_digits
+from paperzoo.data.synthetic import moving_digits_dataset, render_background, write_moving_digits
 from paperzoo.data.video import read_clip
 
 SMALL = dict(num_videos_per_class=5, digits=(2, 7), num_directions=2, num_frames=6, size=32)
@@ -104,3 +104,20 @@ def test_texture_differs_between_videos(tmp_path):
     rows = _rows(tmp_path, "train")
     first, second = _frames(tmp_path, rows[0][0])[0], _frames(tmp_path, rows[1][0])[0]
     assert np.abs(first - second).mean() > 10
+
+
+def test_texture_cutoff_sets_its_smoothness():
+    def step(cutoff, shift):  # mean |difference| of pixels ``shift`` px apart, over 4 textures
+        frames = [
+            render_background("texture", np.random.default_rng(k), 64, 1, cutoff=cutoff)[0]
+            for k in range(4)
+        ]
+        return np.mean([np.abs(f - np.roll(f, shift, axis=1)).mean() for f in np.float64(frames)])
+
+    # At 3 cycles per canvas, pixels 8 px apart differ nearly as much as ones 32 px apart; at
+    # 1 cycle, about half as much: the texture is smooth across a 16 px patch.
+    assert step(3.0, 8) > 0.75 * step(3.0, 32)
+    assert step(1.0, 8) < 0.6 * step(1.0, 32)
+    assert step(1.0, 8) < 0.7 * step(3.0, 8)
+    with pytest.raises(ValueError, match="cutoff must be > 0"):
+        render_background("texture", np.random.default_rng(0), 64, 1, cutoff=0)

@@ -101,11 +101,14 @@ def render_background(
     fragments: np.ndarray | None = None,
     drift: int = 0,
     level: int = 128,
+    cutoff: float = 3.0,
 ) -> np.ndarray:
     """The background of one video, uint8 (T, size, size) in [0, ``level``].
 
-    ``"black"``: zeros. ``"texture"``: :func:`_low_pass_texture` (a few blobs per canvas),
-    shifted by ``drift`` px per frame along a random one of the 8 directions (0: static).
+    ``"black"``: zeros. ``"texture"``: :func:`_low_pass_texture` with ``cutoff`` cycles per
+    canvas (3: blobs a few px wide; 1: about a sixth of the canvas, smooth across a 16 px
+    patch), shifted by ``drift`` px per frame along a random one of the 8 directions (0:
+    static).
     ``"clutter"``: 6 static fragments (random 14 x 14 crops of the 28 x 28 ``fragments``
     images, (N, 28, 28) uint8) at random places on the torus, each dimmed to a random
     40-100% of ``level``.
@@ -114,7 +117,9 @@ def render_background(
         raise ValueError(f"unknown background {kind!r}; expected one of {BACKGROUNDS}")
     frames = np.zeros((num_frames, size, size), dtype=np.uint8)
     if kind == "texture":
-        texture = np.rint(_low_pass_texture(rng, size, cutoff=3.0) * level).astype(np.uint8)
+        if cutoff <= 0:
+            raise ValueError(f"the texture cutoff must be > 0 cycles per canvas, got {cutoff}")
+        texture = np.rint(_low_pass_texture(rng, size, cutoff) * level).astype(np.uint8)
         dy, dx = list(DIRECTIONS.values())[int(rng.integers(len(DIRECTIONS)))]
         for t in range(num_frames):
             frames[t] = np.roll(texture, (t * drift * dy, t * drift * dx), axis=(0, 1))
@@ -175,6 +180,7 @@ def write_moving_digits(
     test_fraction: float = 0.0,
     background: str = "black",
     background_drift: int = 0,
+    background_cutoff: float = 3.0,
 ) -> Path:
     """Write a labelled moving-digits video set and return the path of its train manifest.
 
@@ -189,7 +195,8 @@ def write_moving_digits(
     the same as before the option existed). The same seed writes the same files.
     ``colour=True`` tints each video with a random colour (still no direction cue).
     ``background`` is one of :data:`BACKGROUNDS` (see :func:`render_background`;
-    ``background_drift`` px/frame moves the texture), composited under the digit by maximum.
+    ``background_drift`` px/frame moves the texture, ``background_cutoff`` sets its smoothness),
+    composited under the digit by maximum.
 
     Classes: ``label = digit_position * num_directions + direction_index`` over ``digits`` and
     the first ``num_directions`` of :data:`DIRECTIONS`.
@@ -260,7 +267,7 @@ def write_moving_digits(
                         gray,
                         render_background(
                             background, bg_rng, size, num_frames, fragment_pools.get(split),
-                            background_drift,
+                            background_drift, cutoff=background_cutoff,
                         ),
                     )  # fmt: skip
                 tint = rng.uniform(0.4, 1.0, size=3) if colour else np.ones(3)
@@ -279,7 +286,7 @@ def write_moving_digits(
         num_videos_per_class=num_videos_per_class, num_directions=num_directions, digits=list(digits),
         num_frames=num_frames, fps=fps, size=size, speed=speed, val_fraction=val_fraction, seed=seed,
         crf=crf, gop=gop, colour=colour, test_fraction=test_fraction, background=background,
-        background_drift=background_drift,
+        background_drift=background_drift, background_cutoff=background_cutoff,
     )  # fmt: skip
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
     return out / "train.csv"
