@@ -102,10 +102,20 @@ def _mean_std(stats: dict[str, Any]) -> str:
 # -- README ------------------------------------------------------------------------------------
 
 
+def version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:  # a plugin registered by hand, not installed
+        return "(not installed)"
+
+
 def readme_text(dist: str) -> str:
     """The package's README: the file in its source tree for an editable (workspace) install,
     so that the page follows the checkout, else the README stored in its metadata."""
-    d = metadata.distribution(dist)
+    try:
+        d = metadata.distribution(dist)
+    except metadata.PackageNotFoundError:
+        return ""
     direct = d.read_text("direct_url.json")
     if direct:
         info = json.loads(direct)
@@ -146,8 +156,23 @@ def readme_sections(text: str) -> str:
 # -- status: M, C, T, P, I ---------------------------------------------------------------------
 
 
-def status(paper: Paper) -> dict[str, str]:
-    """What the registry and the committed results show for each of DESIGN.md's deliverables."""
+@dataclass(frozen=True)
+class Mark:
+    """One deliverable: whether the registry shows it, a short cell and the evidence."""
+
+    ok: bool
+    short: str
+    evidence: str
+
+    def cell(self, long: bool = False) -> str:
+        return ("✓ " if self.ok else "✗ ") + (self.evidence if long else self.short)
+
+
+def status(paper: Paper) -> dict[str, Mark]:
+    """What the registry and the committed results show for each of DESIGN.md's deliverables.
+
+    It shows what is declared and committed; the package's tests and README hold the proof
+    (parameter counts, parity, the study's protocol)."""
     models = [e.spec for e in paper.models]
     counted = [m for m in models if m.num_params]
     loaders = [m.name for m in models if m.checkpoint_loader]
@@ -155,29 +180,40 @@ def status(paper: Paper) -> dict[str, str]:
     full = [e.spec for e in paper.recipes if e.spec.variant.startswith("paper")]
     summary = paper.summary()
     if not tiny:
-        t = "no study declared"
+        t = Mark(False, "no study", "no tiny study declared")
     elif summary is None:
-        t = f"study `{tiny[0].name}` declared; no committed result"
+        t = Mark(True, "no result yet", f"study `{tiny[0].name}` declared; no committed result")
     else:
-        held = sum(c["holds"] for c in summary["claims"])
-        t = f"{held} of {len(summary['claims'])} claims hold ({len(summary['seeds'])} seeds)"
+        held, n = sum(c["holds"] for c in summary["claims"]), len(summary["claims"])
+        t = Mark(
+            True,
+            f"{held} of {n} claims hold",
+            f"study `{tiny[0].name}`: {held} of {n} claims hold ({len(summary['seeds'])} seeds)",
+        )
     return {
-        "M": f"{len(models)} models ({len(counted)} with a declared parameter count), "
-        f"{len(paper.methods)} methods"
-        if models or paper.methods
-        else "none registered",
-        "C": f"official layout loads into {len(loaders)} of {len(models)} models"
-        if loaders
-        else "no checkpoint converter",
+        "M": Mark(
+            bool(models or paper.methods),
+            f"{len(models)} models",
+            f"{len(models)} models ({len(counted)} with a declared parameter count), "
+            f"{len(paper.methods)} method{'s' * (len(paper.methods) != 1)}",
+        ),
+        "C": Mark(
+            bool(loaders),
+            f"{len(loaders)} of {len(models)}",
+            f"official checkpoints load into {len(loaders)} of {len(models)} models"
+            if loaders
+            else "no checkpoint converter",
+        ),
         "T": t,
-        "P": ", ".join(f"`{r.name}`" for r in full) or "no paper recipe",
-        "I": f"`pip install {paper.dist}` (plugin `{paper.entry.plugin}`)",
+        "P": Mark(
+            bool(full),
+            f"{len(full)} recipe{'s' * (len(full) != 1)}",
+            ", ".join(f"`{r.name}`" for r in full) or "no paper recipe",
+        ),
+        "I": Mark(
+            True, "yes", f"`pip install {paper.dist}`, discovered as plugin `{paper.entry.plugin}`"
+        ),
     }
-
-
-def _mark(text: str) -> str:
-    bad = ("none", "no ", "0 of")
-    return ("✗ " if text.startswith(bad) else "✓ ") + text
 
 
 # -- the tiny study ----------------------------------------------------------------------------
@@ -278,7 +314,9 @@ def recipe_markdown(paper: str, spec: Any) -> str:
         fields.append([f"`{key}`", f"`{tname}`", f"`{default!r}`"])
     parts.append(
         f'??? note "Config fields of `{spec.name}` ({len(fields)})"\n\n'
-        + "\n".join("    " + line for line in table(["field", "type", "default"], fields).splitlines())
+        + "\n".join(
+            "    " + line for line in table(["field", "type", "default"], fields).splitlines()
+        )
         + "\n"
     )
     return "\n".join(p for p in parts if p)
@@ -298,12 +336,14 @@ def models_table(paper: Paper) -> str:
                 m.description,
             ]
         )
-    return table(["model", "parameters", "GMACs", "official checkpoints", "pretrained", "what"], rows)
+    return table(
+        ["model", "parameters", "GMACs", "official checkpoints", "pretrained", "what"], rows
+    )
 
 
 def paper_page(paper: Paper) -> str:
     spec = paper.entry.spec
-    version = metadata.version(paper.dist)
+    release = version(paper.dist)
     cite = [", ".join(spec.authors)] if spec.authors else []
     cite.append(" ".join(str(v) for v in (spec.venue, spec.year) if v))
     if spec.arxiv:
@@ -313,10 +353,12 @@ def paper_page(paper: Paper) -> str:
     parts = [
         f"# {spec.title or spec.name}\n",
         " · ".join(c for c in cite if c) + "\n",
-        f"Package `{paper.dist}` {version}: `pip install {paper.dist}`. {spec.description}\n",
+        f"Package `{paper.dist}` {release}: `pip install {paper.dist}`. {spec.description}\n",
         "## Status\n",
-        table(["", "evidence (from the registry and the committed results)"],
-              [[k, _mark(v)] for k, v in status(paper).items()]),  # fmt: skip
+        table(
+            ["", "evidence (from the registry and the committed results)"],
+            [[k, v.cell(long=True)] for k, v in status(paper).items()],
+        ),
         "## Reproduction\n",
         reproduction_table(paper),
     ]
@@ -339,7 +381,10 @@ def paper_page(paper: Paper) -> str:
     if paper.methods:
         parts += [
             "## Methods\n",
-            table(["method", "what"], [[f"`{e.spec.name}`", e.spec.description] for e in paper.methods]),
+            table(
+                ["method", "what"],
+                [[f"`{e.spec.name}`", e.spec.description] for e in paper.methods],
+            ),
         ]
     if paper.recipes:
         parts += ["## Recipes\n", *(recipe_markdown(paper.name, e.spec) for e in paper.recipes)]
@@ -358,8 +403,8 @@ def index_page(papers: list[Paper]) -> str:
             [
                 f"[{paper.name}](papers/{paper.name}.md)",
                 f"{spec.title} ({spec.year})" if spec.year else spec.title,
-                f"`{paper.dist}` {metadata.version(paper.dist)}",
-                *(_mark(s[k]) for k in "MCTPI"),
+                f"`{paper.dist}` {version(paper.dist)}",
+                *(s[k].cell() for k in "MCTPI"),
             ]
         )
     return "\n".join(
@@ -397,12 +442,30 @@ return, running recipes, checkpoints and the registry.
 """
 
 
+GUIDES = {
+    "Quickstart": "quickstart.md",
+    "Writing a plugin": "plugin-authoring.md",
+    "Studies": "studies.md",
+    "CLI reference": "cli.md",
+}
+
+
+def nav(papers: list[Paper]) -> str:
+    """The navigation (mkdocs-literate-nav's SUMMARY.md): every paper, then the guides."""
+    lines = ["* [Home](index.md)", "* Papers"]
+    lines += [f"    * [{p.name}](papers/{p.name}.md)" for p in papers]
+    lines += ["* Guides", *(f"    * [{title}]({path})" for title, path in GUIDES.items())]
+    lines.append("* [API reference](api/core.md)")
+    return "\n".join(lines) + "\n"
+
+
 def generate(write: Any) -> None:
     papers = collect_papers()
     write("index.md", index_page(papers))
     for paper in papers:
         write(f"papers/{paper.name}.md", paper_page(paper))
     write("api/core.md", API_PAGE)
+    write("SUMMARY.md", nav(papers))
 
 
 def _mkdocs_write(path: str, text: str) -> None:
