@@ -491,5 +491,5 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-else:  # run by mkdocs-gen-files
+elif __name__ == "<run_path>":  # mkdocs-gen-files runs the script with runpy.run_path
     generate(_mkdocs_write)
