@@ -237,7 +237,8 @@ def study_markdown(paper: Paper, summary: dict[str, Any]) -> str:
             per_seed = [_num(stats["per_seed"].get(s), 4) for s in seeds]
             rows.append([f"`{arm}`", _mean_std(stats), *per_seed])
         if rows:
-            parts.append(f"**{metric}**\n\n" + table(["arm", "mean ± std", *seeds], rows))
+            header = ["arm", "mean ± std", *(f"seed {s}" for s in seeds)]
+            parts.append(f"**{metric}**\n\n" + table(header, rows))
     parts.append("**Claims** (decided by code: `paperzoo.train.study`)\n")
     for claim in summary["claims"]:
         verdict = "holds" if claim["holds"] else "does not hold"
