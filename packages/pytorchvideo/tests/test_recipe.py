@@ -118,6 +118,20 @@ def test_tiny_cell_end_to_end(tmp_path):
     assert any("loss" in row and row["step"] == 3 for row in logged), logged
 
 
+def test_a_cell_repeats_bit_for_bit_and_its_seed_sets_the_initial_weights(tmp_path):
+    """The same seed twice in one process (the global RNG has moved on in between) trains
+    the same weights; another seed starts elsewhere."""
+    from safetensors.torch import load_file
+
+    recipe = get_recipe("pytorchvideo_tiny")
+    shared = [*SMALL, f"data.root={tmp_path / 'digits'}"]
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        run_recipe(recipe, out_dir=tmp_path / name, overrides=[*shared, f"seed={seed}"])
+    a, b, c = (load_file(tmp_path / name / "model.safetensors") for name in "abc")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
 def test_tiny_study_declares_the_claim_and_runs(tmp_path):
     recipe = get_recipe("pytorchvideo_tiny")
     study = load_study(recipe)

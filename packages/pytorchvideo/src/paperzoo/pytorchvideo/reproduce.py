@@ -157,6 +157,7 @@ def _train(
 
 def run(cfg: X3DRecipeConfig, ctx: RunContext) -> RunResult:
     """Train X3D (or, tiny, the 2D baseline) and test it multi-view; metrics in %."""
+    from paperzoo.train import seed_everything
     from paperzoo.train.classification import evaluate_multiview
 
     if cfg.torch_threads > 0:
@@ -174,6 +175,7 @@ def run(cfg: X3DRecipeConfig, ctx: RunContext) -> RunResult:
                 f"the train list has {len(classes)} classes but x3d.num_classes="
                 f"{cfg.x3d.num_classes}; set --set x3d.num_classes={len(classes)}"
             )
+    seed_everything(cfg.seed)  # the initial weights follow the run's seed (and match on every rank)
     model = build_model(cfg)
     net, device, steps = _train(model, cfg, ctx, train)
     result: dict[str, float] = {}
