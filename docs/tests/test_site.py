@@ -168,3 +168,15 @@ def test_paper_page_shows_the_reproduction_table_and_the_study_plot(page, site):
     assert tuple(size) == _png_size(DOCS / "results" / PAGE / "study.png")  # decoded, not broken
     assert requested.get(f"/results/{PAGE}/study.png") == 1
     assert page.errors == []
+
+
+def test_api_reference_documents_the_core_functions(page, site):
+    import paperzoo.core as core
+
+    url, _ = site
+    response = page.goto(f"{url}api/core/", wait_until="networkidle")
+    assert response is not None and response.ok
+    headings = " ".join(page.locator("article h2").all_inner_texts())
+    public = [n for n in core.__all__ if callable(getattr(core, n)) and not n.startswith("_")]
+    missing = [n for n in public if f"{n}(" not in headings and f"{n} " not in headings]
+    assert "create_model(" in headings and not missing, missing

@@ -56,6 +56,7 @@ def list_models(pattern: str = "*", *, paper: str | None = None) -> list[str]:
 
 
 def list_papers(pattern: str = "*") -> list[str]:
+    """Sorted names of the registered papers matching the shell-style ``pattern``."""
     return get_registry().names("papers", pattern)
 
 
@@ -68,54 +69,75 @@ def list_recipes(paper: str | None = None, pattern: str = "*") -> list[str]:
 
 
 def list_datasets(pattern: str = "*") -> list[str]:
+    """Sorted names of the registered datasets matching the shell-style ``pattern``."""
     return get_registry().names("datasets", pattern)
 
 
 def list_methods(pattern: str = "*") -> list[str]:
+    """Sorted names of the registered methods matching the shell-style ``pattern``."""
     return get_registry().names("methods", pattern)
 
 
 def list_metrics(pattern: str = "*") -> list[str]:
+    """Sorted names of the registered metrics matching the shell-style ``pattern``."""
     return get_registry().names("metrics", pattern)
 
 
 def list_backends(pattern: str = "*") -> list[str]:
+    """Sorted names of the registered attention backends matching the shell-style ``pattern``."""
     return get_registry().names("backends", pattern)
 
 
 def list_commands(pattern: str = "*") -> list[str]:
+    """Sorted names of the registered CLI commands matching the shell-style ``pattern``."""
     return get_registry().names("commands", pattern)
 
 
 def get_model(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` registered as ``name`` (no import of its code); an unknown name
+    raises :class:`UnknownNameError` with the closest names."""
     return get_registry().get("models", name)
 
 
 def get_paper(name: str) -> PaperSpec:
+    """The :class:`PaperSpec` registered as ``name`` (no import of its code); an unknown name
+    raises :class:`UnknownNameError` with the closest names."""
     return get_registry().get("papers", name)
 
 
 def get_recipe(name: str) -> RecipeSpec:
+    """The :class:`RecipeSpec` registered as ``name`` (no import of its code); an unknown name
+    raises :class:`UnknownNameError` with the closest names."""
     return get_registry().get("recipes", name)
 
 
 def get_dataset(name: str) -> DatasetSpec:
+    """The :class:`DatasetSpec` registered as ``name`` (no import of its code); an unknown name
+    raises :class:`UnknownNameError` with the closest names."""
     return get_registry().get("datasets", name)
 
 
 def get_method(name: str) -> MethodSpec:
+    """The :class:`MethodSpec` registered as ``name`` (no import of its code); an unknown name
+    raises :class:`UnknownNameError` with the closest names."""
     return get_registry().get("methods", name)
 
 
 def get_metric(name: str) -> MetricSpec:
+    """The :class:`MetricSpec` registered as ``name`` (no import of its code); an unknown name
+    raises :class:`UnknownNameError` with the closest names."""
     return get_registry().get("metrics", name)
 
 
 def get_backend(name: str) -> BackendSpec:
+    """The :class:`BackendSpec` registered as ``name`` (no import of its code); an unknown name
+    raises :class:`UnknownNameError` with the closest names."""
     return get_registry().get("backends", name)
 
 
 def get_command(name: str) -> CommandSpec:
+    """The :class:`CommandSpec` registered as ``name`` (no import of its code); an unknown name
+    raises :class:`UnknownNameError` with the closest names."""
     return get_registry().get("commands", name)
 
 

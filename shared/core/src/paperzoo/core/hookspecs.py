@@ -30,7 +30,9 @@ from paperzoo.core.specs import (
 PROJECT_NAME = "paperzoo"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+"""Marks the hook specifications below (the core declares them; plugins never need it)."""
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+"""Decorates a plugin's hook implementations: ``@hookimpl`` over ``def paperzoo_models()``."""
 
 
 @hookspec
