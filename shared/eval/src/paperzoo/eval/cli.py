@@ -1,0 +1,151 @@
+"""``paperzoo eval BENCHMARK --data PATH --out DIR ...``: one command for every benchmark.
+
+    paperzoo eval BENCHMARK --data PATH --out DIR
+        [--predictions FILE]                 # score existing outputs, or:
+        [--model-base-url URL --model NAME]  # generate them with the model under test first
+        [--judge-base-url URL --judge-model NAME] [--concurrency N] [--resume]
+
+``BENCHMARK`` is a registered benchmark (a ``MetricSpec`` tagged ``benchmark``; ``paperzoo
+list metrics``) or an import string ``package.module:factory``. Endpoints and keys default to
+``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` (the judge's to ``PAPERZOO_JUDGE_BASE_URL`` /
+``PAPERZOO_JUDGE_API_KEY``, then the same two). Keys never reach a log, an error, the cache or
+``DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from paperzoo.eval.accounting import Usage, load_prices
+from paperzoo.eval.cache import ResponseCache
+from paperzoo.eval.client import ChatClient, RequestFailed, RetryPolicy
+from paperzoo.eval.runner import Benchmark, RunMismatch, evaluate, format_summary, read_predictions
+
+__all__ = ["build_parser", "default_cache_path", "load_benchmark", "main"]
+
+
+def default_cache_path() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "paperzoo" / "eval-responses.sqlite"
+
+
+def load_benchmark(name: str) -> Benchmark:
+    """A registered benchmark by name, or ``package.module:factory``."""
+    from paperzoo.core import get_metric, list_metrics
+    from paperzoo.core._imports import resolve
+
+    if ":" in name:
+        return resolve(name)()
+    spec = get_metric(name)
+    if "benchmark" not in spec.tags:
+        known = [m for m in list_metrics() if "benchmark" in get_metric(m).tags]
+        raise ValueError(f"{name!r} is a metric, not a benchmark; benchmarks: {known}")
+    return resolve(spec.factory)()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="paperzoo eval", description=__doc__.splitlines()[0])
+    p.add_argument("benchmark")
+    p.add_argument("--data", required=True, help="the benchmark's data (its official layout)")
+    p.add_argument("--out", required=True, type=Path, help="items.jsonl, summary.json, run.json")
+    p.add_argument("--predictions", help="JSONL of {id, prediction(s)} to score")
+    m = p.add_argument_group("the model under test (when there are no predictions)")
+    m.add_argument("--model-base-url", default=os.environ.get("OPENAI_BASE_URL"))
+    m.add_argument("--model", help="its name at that endpoint")
+    m.add_argument("--model-api-key", default=None, help="default: OPENAI_API_KEY")
+    j = p.add_argument_group("the judge")
+    j.add_argument("--judge-base-url", default=os.environ.get("PAPERZOO_JUDGE_BASE_URL")
+                   or os.environ.get("OPENAI_BASE_URL"))  # fmt: skip
+    j.add_argument("--judge-model")
+    j.add_argument("--judge-api-key", default=None,
+                   help="default: PAPERZOO_JUDGE_API_KEY, then OPENAI_API_KEY")  # fmt: skip
+    r = p.add_argument_group("requests")
+    r.add_argument("--concurrency", type=int, default=8, help="requests in flight per endpoint")
+    r.add_argument("--rpm", type=float, default=None, help="requests per minute per endpoint")
+    r.add_argument("--max-attempts", type=int, default=6)
+    r.add_argument("--timeout", type=float, default=120.0, help="seconds per attempt")
+    r.add_argument("--cache", type=Path, default=None, help=f"default: {default_cache_path()}")
+    r.add_argument("--no-cache", action="store_true")
+    r.add_argument("--prices", help='JSON {"model": [USD/1M input, USD/1M output]}')
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument(
+        "--retry-failed", action="store_true", help="with --resume: ask failed items again"
+    )
+    p.add_argument("--limit", type=int, default=None, help="the first N items only")
+    return p
+
+
+def _client(args: argparse.Namespace, role: str, cache: ResponseCache | None) -> ChatClient:
+    model = args.model if role == "model" else args.judge_model
+    base_url = args.model_base_url if role == "model" else args.judge_base_url
+    key = args.model_api_key if role == "model" else (
+        args.judge_api_key or os.environ.get("PAPERZOO_JUDGE_API_KEY")
+    )  # fmt: skip
+    return ChatClient(
+        model=model, base_url=base_url, api_key=key, concurrency=args.concurrency,
+        requests_per_minute=args.rpm, cache=cache,
+        retry=RetryPolicy(max_attempts=args.max_attempts, timeout=args.timeout),
+        usage=Usage(prices=load_prices(args.prices)),
+    )  # fmt: skip
+
+
+async def _run(args: argparse.Namespace) -> dict[str, Any]:
+    benchmark = load_benchmark(args.benchmark)
+    items = benchmark.load(Path(args.data))
+    if args.limit is not None:
+        items = items[: args.limit]
+    cache = None if args.no_cache else ResponseCache(args.cache or default_cache_path())
+    predictions = read_predictions(args.predictions) if args.predictions else None
+    if predictions is None and not args.model:
+        raise ValueError("give --predictions FILE, or --model (and --model-base-url) to generate")
+    model = _client(args, "model", cache) if predictions is None else None
+    judge = _client(args, "judge", cache) if benchmark.needs_judge else None
+    settings = {
+        "data": str(Path(args.data).resolve()),
+        "predictions": str(Path(args.predictions).resolve()) if args.predictions else None,
+        "model": args.model if model else None,
+        "model_base_url": args.model_base_url if model else None,
+        "judge_model": args.judge_model if judge else None,
+        "judge_base_url": args.judge_base_url if judge else None,
+        "limit": args.limit,
+    }
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 20) == 0:
+            print(f"[eval] {done}/{total} items", file=sys.stderr, flush=True)
+
+    try:
+        return await evaluate(
+            benchmark, items, args.out, model=model, judge=judge, predictions=predictions,
+            resume=args.resume, retry_failed=args.retry_failed, settings=settings,
+            progress=progress,
+        )  # fmt: skip
+    finally:
+        for client in (model, judge):
+            if client is not None:
+                await client.close()
+        if cache is not None:
+            cache.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.retry_failed and not args.resume:
+        build_parser().error("--retry-failed continues a run: add --resume")
+    try:
+        summary = asyncio.run(_run(args))
+    except (RunMismatch, RequestFailed, ValueError, FileNotFoundError) as exc:
+        print(f"paperzoo eval: error: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(summary))
+    print(f"wrote {args.out / 'summary.json'} and {args.out / 'items.jsonl'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
