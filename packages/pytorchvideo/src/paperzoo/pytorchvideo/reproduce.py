@@ -64,10 +64,6 @@ def build_model(cfg: X3DRecipeConfig, *, crop_size: int | None = None) -> nn.Mod
 # -- data ------------------------------------------------------------------------------------
 
 
-def _clip_seconds(cfg: X3DRecipeConfig) -> float:
-    return cfg.video.num_frames * cfg.video.sampling_rate / cfg.video.fps
-
-
 def _moving_digits(cfg: X3DRecipeConfig, ctx: RunContext) -> dict[str, Dataset]:
     """Train clips: ``num_frames`` frames every ``sampling_rate`` from a random start; val and
     test: ``num_ensemble_views`` evenly spaced clips per video, ``(clip, label, video)``."""
@@ -90,41 +86,14 @@ def _moving_digits(cfg: X3DRecipeConfig, ctx: RunContext) -> dict[str, Dataset]:
 
 def build_datasets(cfg: X3DRecipeConfig) -> tuple[Dataset, Dataset]:
     """(train, test) Kinetics datasets; the test one yields ``(clip, label, video_index)``."""
-    from paperzoo.data.datasets import LabeledVideoDataset, kinetics_lists
-    from paperzoo.data.samplers import ConstantClipsPerVideoSampler, RandomClipSampler
-    from paperzoo.data.transforms import video_eval_transform, video_train_transform
+    from paperzoo.data.datasets import kinetics_clip_datasets
 
     if cfg.data.dataset != "kinetics":
         raise ValueError(
             f"unknown data.dataset {cfg.data.dataset!r}; use 'kinetics' (with --data DIR) or "
             "'moving_digits'"
         )
-    train_csv, val_csv = kinetics_lists(cfg.data.root, recipe="the X3D paper recipe")
-    v = cfg.video
-    seconds = _clip_seconds(cfg)
-    train = LabeledVideoDataset.from_csv(
-        train_csv,
-        clip_sampler=RandomClipSampler(seconds),
-        num_frames=v.num_frames,
-        transform=video_train_transform(
-            v.num_frames, v.train_crop_size, *v.train_jitter_scales, mean=v.mean, std=v.std
-        ),
-        max_bad_fraction=v.max_bad_fraction,
-    )
-    test = LabeledVideoDataset.from_csv(
-        val_csv,
-        clip_sampler=ConstantClipsPerVideoSampler(seconds, v.num_ensemble_views),
-        num_frames=v.num_frames,
-        transform=video_eval_transform(
-            v.num_frames, v.test_crop_size, v.test_short_side, mean=v.mean, std=v.std,
-            center_crop=v.num_spatial_crops == 1,
-        ),
-        num_crops=v.num_spatial_crops,
-        crop_size=v.test_crop_size if v.num_spatial_crops > 1 else None,
-        max_bad_fraction=v.max_bad_fraction,
-        return_index=True,
-    )  # fmt: skip
-    return train, test
+    return kinetics_clip_datasets(cfg.data.root, cfg.video, recipe="the X3D paper recipe")
 
 
 # -- running ---------------------------------------------------------------------------------

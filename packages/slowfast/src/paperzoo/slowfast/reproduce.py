@@ -64,52 +64,6 @@ def build_model(name: str, cfg: SlowFastRecipeConfig, num_classes: int) -> nn.Mo
 # -- data ----------------------------------------------------------------------------------------
 
 
-def _clip_seconds(cfg: SlowFastRecipeConfig) -> float:
-    return cfg.video.num_frames * cfg.video.sampling_rate / cfg.video.fps
-
-
-def _kinetics_datasets(cfg: SlowFastRecipeConfig) -> tuple[Dataset, Dataset]:
-    from paperzoo.data.datasets import LabeledVideoDataset, kinetics_lists
-
-    train_csv, val_csv = kinetics_lists(cfg.data.root, recipe="the SlowFast paper recipe")
-    from paperzoo.data.samplers import ConstantClipsPerVideoSampler, RandomClipSampler
-    from paperzoo.data.transforms import video_eval_transform, video_train_transform
-
-    v = cfg.video
-    train = LabeledVideoDataset.from_csv(
-        train_csv,
-        clip_sampler=RandomClipSampler(_clip_seconds(cfg)),
-        num_frames=v.num_frames,
-        transform=video_train_transform(
-            v.num_frames,
-            crop_size=v.train_crop_size,
-            min_scale=v.train_jitter_scales[0],
-            max_scale=v.train_jitter_scales[1],
-            mean=v.mean,
-            std=v.std,
-        ),
-        max_bad_fraction=v.max_bad_fraction,
-    )
-    test = LabeledVideoDataset.from_csv(
-        val_csv,
-        clip_sampler=ConstantClipsPerVideoSampler(_clip_seconds(cfg), v.num_ensemble_views),
-        num_frames=v.num_frames,
-        transform=video_eval_transform(
-            v.num_frames,
-            crop_size=v.test_crop_size,
-            short_side=v.test_short_side,
-            mean=v.mean,
-            std=v.std,
-            center_crop=v.num_spatial_crops == 1,
-        ),
-        num_crops=v.num_spatial_crops,
-        crop_size=v.test_crop_size,
-        max_bad_fraction=v.max_bad_fraction,
-        return_index=True,
-    )
-    return train, test
-
-
 def _moving_digits_splits(cfg: SlowFastRecipeConfig, ctx: RunContext) -> dict[str, Dataset]:
     from paperzoo.data.synthetic import moving_digits_splits
 
@@ -192,9 +146,12 @@ def _run_tiny(cfg: SlowFastRecipeConfig, ctx: RunContext) -> RunResult:
 
 
 def _run_kinetics(cfg: SlowFastRecipeConfig, ctx: RunContext) -> RunResult:
+    from paperzoo.data.datasets import kinetics_clip_datasets
     from paperzoo.train.classification import evaluate_multiview, precise_bn
 
-    train, test = _kinetics_datasets(cfg)
+    train, test = kinetics_clip_datasets(
+        cfg.data.root, cfg.video, recipe="the SlowFast paper recipe"
+    )
     num_classes = cfg.slowfast.num_classes or len(train.classes or ()) or 400
     net, steps = _train(cfg.slowfast.model, cfg, ctx, train, num_classes, cfg.seed)
     device = next(net.parameters()).device

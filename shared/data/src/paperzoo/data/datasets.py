@@ -49,6 +49,7 @@ __all__ = [
     "LabeledVideoDataset",
     "VideoRecord",
     "VideoTextDataset",
+    "kinetics_clip_datasets",
     "kinetics_lists",
     "read_ava_boxes",
     "read_hmdb51_split",
@@ -765,3 +766,45 @@ class ImageTextDataset(Dataset):
                 continue
             return (self.transform(image) if self.transform is not None else image), text
         raise RuntimeError("ImageTextDataset: no image could be decoded")
+
+
+def kinetics_clip_datasets(
+    root: str | os.PathLike[str] | None, video: Any, *, recipe: str = "this recipe"
+) -> tuple[LabeledVideoDataset, LabeledVideoDataset]:
+    """PySlowFast's Kinetics train and multi-view test sets from ``root``'s lists.
+
+    ``video`` holds the clip settings (:class:`paperzoo.train.video_config.VideoClipConfig`
+    or anything with its fields): training clips are random windows of ``num_frames *
+    sampling_rate / fps`` seconds, scale-jittered, cropped and flipped; each test video gives
+    ``num_ensemble_views`` evenly spaced clips x ``num_spatial_crops`` crops, items
+    ``(clip, label, video_index)`` for :func:`paperzoo.train.classification.evaluate_multiview`.
+    """
+    from paperzoo.data.samplers import ConstantClipsPerVideoSampler, RandomClipSampler
+    from paperzoo.data.transforms import video_eval_transform, video_train_transform
+
+    train_csv, val_csv = kinetics_lists(root, recipe=recipe)
+    v = video
+    seconds = v.num_frames * v.sampling_rate / v.fps
+    train = LabeledVideoDataset.from_csv(
+        train_csv,
+        clip_sampler=RandomClipSampler(seconds),
+        num_frames=v.num_frames,
+        transform=video_train_transform(
+            v.num_frames, v.train_crop_size, *v.train_jitter_scales, mean=v.mean, std=v.std
+        ),
+        max_bad_fraction=v.max_bad_fraction,
+    )
+    test = LabeledVideoDataset.from_csv(
+        val_csv,
+        clip_sampler=ConstantClipsPerVideoSampler(seconds, v.num_ensemble_views),
+        num_frames=v.num_frames,
+        transform=video_eval_transform(
+            v.num_frames, v.test_crop_size, v.test_short_side, mean=v.mean, std=v.std,
+            center_crop=v.num_spatial_crops == 1,
+        ),
+        num_crops=v.num_spatial_crops,
+        crop_size=v.test_crop_size if v.num_spatial_crops > 1 else None,
+        max_bad_fraction=v.max_bad_fraction,
+        return_index=True,
+    )  # fmt: skip
+    return train, test
