@@ -4,6 +4,7 @@
         [--predictions FILE]                 # score existing outputs, or:
         [--model-base-url URL --model NAME]  # generate them with the model under test first
         [--judge-base-url URL --judge-model NAME] [--concurrency N] [--resume]
+        [--set KEY=VALUE ...]                # the benchmark's options (a dataclass's fields)
 
 ``BENCHMARK`` is a registered benchmark (a ``MetricSpec`` tagged ``benchmark``; ``paperzoo
 list metrics``) or an import string ``package.module:factory``. Endpoints and keys default to
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
@@ -26,7 +29,9 @@ from paperzoo.eval.cache import ResponseCache
 from paperzoo.eval.client import ChatClient, RequestFailed, RetryPolicy
 from paperzoo.eval.runner import Benchmark, RunMismatch, evaluate, format_summary, read_predictions
 
-__all__ = ["build_parser", "default_cache_path", "load_benchmark", "main"]
+__all__ = [
+    "build_parser", "configure", "default_cache_path", "load_benchmark", "main", "options",
+]  # fmt: skip
 
 
 def default_cache_path() -> Path:
@@ -77,7 +82,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--retry-failed", action="store_true", help="with --resume: ask failed items again"
     )
     p.add_argument("--limit", type=int, default=None, help="the first N items only")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a benchmark option (repeatable), e.g. --set level=visual_cot")  # fmt: skip
     return p
+
+
+def configure(benchmark: Benchmark, overrides: list[str]) -> Benchmark:
+    """``benchmark`` with ``KEY=VALUE`` options applied to its dataclass fields (type-checked)."""
+    from paperzoo.core.config import apply_overrides
+
+    if not overrides:
+        return benchmark
+    if not dataclasses.is_dataclass(benchmark):
+        raise ValueError(f"{benchmark.name} has no options (--set {overrides[0]})")
+    return apply_overrides(benchmark, overrides)
+
+
+def options(benchmark: Benchmark) -> dict[str, Any]:
+    """The benchmark's options as recorded in ``run.json`` (its dataclass fields)."""
+    if not dataclasses.is_dataclass(benchmark):
+        return {}
+    return json.loads(json.dumps(dataclasses.asdict(benchmark), default=str))
 
 
 def _client(args: argparse.Namespace, role: str, cache: ResponseCache | None) -> ChatClient:
@@ -95,12 +120,16 @@ def _client(args: argparse.Namespace, role: str, cache: ResponseCache | None) ->
 
 
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
-    benchmark = load_benchmark(args.benchmark)
+    benchmark = configure(load_benchmark(args.benchmark), args.set)
     items = benchmark.load(Path(args.data))
     if args.limit is not None:
         items = items[: args.limit]
     cache = None if args.no_cache else ResponseCache(args.cache or default_cache_path())
-    predictions = read_predictions(args.predictions) if args.predictions else None
+    predictions = (
+        read_predictions(args.predictions, paths=benchmark.prediction_kind == "path")
+        if args.predictions
+        else None
+    )
     if predictions is None and not args.model:
         raise ValueError("give --predictions FILE, or --model (and --model-base-url) to generate")
     model = _client(args, "model", cache) if predictions is None else None
@@ -113,6 +142,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "judge_model": args.judge_model if judge else None,
         "judge_base_url": args.judge_base_url if judge else None,
         "limit": args.limit,
+        "options": options(benchmark),
     }
 
     def progress(done: int, total: int) -> None:

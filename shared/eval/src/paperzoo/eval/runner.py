@@ -62,6 +62,9 @@ class Benchmark:
     needs_judge: bool = False
     # Answers asked of the model under test per item (pass@k-style benchmarks ask several).
     samples: int = 1
+    # "path": predictions are files (answer images); relative ones are read from the
+    # predictions file's folder.
+    prediction_kind: str = "text"
 
     def load(self, data: Path) -> list[dict[str, Any]]:
         raise NotImplementedError
@@ -109,10 +112,12 @@ async def ask_parsed(
     raise MalformedOutput(f"{tries} unreadable answers: " + "; ".join(problems))
 
 
-def read_predictions(path: str | os.PathLike[str]) -> dict[str, list[str]]:
+def read_predictions(path: str | os.PathLike[str], paths: bool = False) -> dict[str, list[str]]:
     """``{"id": ..., "prediction": str}`` or ``{"id": ..., "predictions": [str, ...]}`` per
-    JSONL line; a bad line is an error that names it."""
+    JSONL line; a bad line is an error that names it. With ``paths``, predictions are file
+    paths, and relative ones are made absolute against the predictions file's folder."""
     out: dict[str, list[str]] = {}
+    base = Path(path).resolve().parent
     with open(path) as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
@@ -120,7 +125,7 @@ def read_predictions(path: str | os.PathLike[str]) -> dict[str, list[str]]:
             try:
                 row = json.loads(line)
                 preds = row["predictions"] if "predictions" in row else [row["prediction"]]
-                out[str(row["id"])] = [str(p) for p in preds]
+                out[str(row["id"])] = [str(base / p) if paths else str(p) for p in preds]
             except (ValueError, KeyError, TypeError) as exc:
                 raise ValueError(
                     f"{path}:{n}: expected {{'id', 'prediction'}} or {{'id', 'predictions'}} "

@@ -1,0 +1,3 @@
+"""paperzoo-decapbench."""
+
+__version__ = "0.1.0"

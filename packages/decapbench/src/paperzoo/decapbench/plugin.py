@@ -1,0 +1,1 @@
+"""Hook implementations for paperzoo-decapbench (imports paperzoo.core only)."""

@@ -1,0 +1,3 @@
+"""paperzoo-mira."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Hook implementations for paperzoo-mira (imports paperzoo.core only)."""

@@ -1,0 +1,3 @@
+"""paperzoo-vqva."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Hook implementations for paperzoo-vqva (imports paperzoo.core only)."""
