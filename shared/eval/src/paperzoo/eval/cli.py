@@ -27,7 +27,7 @@ from typing import Any
 from paperzoo.eval.accounting import Usage, load_prices
 from paperzoo.eval.cache import ResponseCache
 from paperzoo.eval.client import ChatClient, RequestFailed, RetryPolicy
-from paperzoo.eval.runner import Benchmark, RunMismatch, evaluate, format_summary, read_predictions
+from paperzoo.eval.runner import Benchmark, RunMismatch, evaluate, format_summary
 
 __all__ = [
     "build_parser", "configure", "default_cache_path", "load_benchmark", "main", "options",
@@ -125,11 +125,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.limit is not None:
         items = items[: args.limit]
     cache = None if args.no_cache else ResponseCache(args.cache or default_cache_path())
-    predictions = (
-        read_predictions(args.predictions, paths=benchmark.prediction_kind == "path")
-        if args.predictions
-        else None
-    )
+    predictions = benchmark.read_predictions(Path(args.predictions)) if args.predictions else None
     if predictions is None and not args.model:
         raise ValueError("give --predictions FILE, or --model (and --model-base-url) to generate")
     model = _client(args, "model", cache) if predictions is None else None

@@ -84,6 +84,19 @@ class Benchmark:
         """Overall and per-group scores of the scored items (default: means of ``score``)."""
         return group_means(records)
 
+    def read_predictions(self, path: Path) -> dict[str, list[str]]:
+        """Item id -> answers, from ``--predictions`` (default: :func:`read_predictions`;
+        a benchmark overrides it to read its official output format too)."""
+        return read_predictions(path, paths=self.prediction_kind == "path")
+
+    def finish(
+        self, out: Path, items: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Called once all items are done, with the scored records: write what the
+        benchmark makes besides scores (e.g. a training set) under ``out`` and return entries
+        for ``summary.json``. Default: nothing."""
+        return {}
+
 
 def group_means(records: Sequence[dict[str, Any]], scale: float = 1.0) -> dict[str, Any]:
     """``{"overall": mean score, "groups": {group: mean}}`` over ``records``' results."""
@@ -268,6 +281,7 @@ async def evaluate(
     summary = {
         "benchmark": benchmark.name,
         **benchmark.aggregate(scored),
+        **benchmark.finish(out, items, scored),
         "items": len(items),
         "scored": len(scored),
         "failed": len(records) - len(scored),
