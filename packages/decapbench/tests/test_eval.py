@@ -36,8 +36,9 @@ def test_tiny_dcscore_equals_the_hand_computation(tiny, tmp_path, capsys):
     assert summary["scored"] == 2 and summary["failed"] == 1
     assert "unreadable" in summary["failures"]["shapes_c.png"]
     records = {
-        json.loads(l)["id"]: json.loads(l) for l in (out / "items.jsonl").read_text().splitlines()
-    }  # noqa: E741
+        json.loads(line)["id"]: json.loads(line)
+        for line in (out / "items.jsonl").read_text().splitlines()
+    }
     assert records["shapes_a.png"]["result"]["score"] == pytest.approx(SHAPES_A, abs=1e-4)
     assert "decapbench" in capsys.readouterr().out
 
@@ -62,9 +63,9 @@ def test_tiny_dcscore_equals_the_hand_computation(tiny, tmp_path, capsys):
             if isinstance(p, dict) and p.get("type") == "image_url"
         ]
         assert len(images) == (what == "verify")
-    part = [p for p in by_kind["verify"][0]["messages"][1]["content"] if p["type"] == "image_url"][
-        0
-    ]
+    part = next(
+        p for p in by_kind["verify"][0]["messages"][1]["content"] if p["type"] == "image_url"
+    )
     assert part["image_url"]["detail"] == "high" and part["image_url"]["url"].startswith(
         "data:image/jpeg;base64,"
     )
@@ -137,10 +138,10 @@ def feedquill_judge(body, n):
         return fenced([{"fact": f, "relevance": 1} for f in facts])
     assert what == "verify" and "Reference Caption" not in text  # image-only verification
     facts = [
-        json.loads(l.strip().rstrip(","))["fact"]
-        for l in text.splitlines()
-        if l.strip().startswith('{"fact"')
-    ]  # noqa: E741
+        json.loads(line.strip().rstrip(","))["fact"]
+        for line in text.splitlines()
+        if line.strip().startswith('{"fact"')
+    ]
     return fenced([{"fact": f, "verification": int(f in TRUTH)} for f in facts])
 
 
@@ -156,7 +157,7 @@ def test_feedquill_pairs_follow_fewer_hallucinations_then_more_units(tmp_path, t
                 "--model-base-url", server.url, "--model", "policy", "--model-api-key", "EMPTY",
                 "--cache", str(tmp_path / "c.sqlite"), *judge_args(server.url)]  # fmt: skip
         assert main(argv) == 0
-    caption_request = [b for b in server.requests if kind(prompt_text(b)) == "caption"][0]
+    caption_request = next(b for b in server.requests if kind(prompt_text(b)) == "caption")
     assert caption_request["n"] == 4 and caption_request["temperature"] == 0.7
     summary = json.loads((out / "summary.json").read_text())
     # unit precision of the 4 captions: 1, 2/3, 1, 1
