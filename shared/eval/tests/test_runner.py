@@ -218,8 +218,11 @@ def test_sigkill_mid_run_then_resume_ends_with_the_uninterrupted_scores(bench):
         assert main(argv(data, out, server.url, cache_path, "--resume")) == 0
 
     summary = summary_of(out)
-    for key in ("overall", "groups", "scored", "failed", "failures"):
+    for key in ("overall", "groups", "scored", "failed"):
         assert summary[key] == reference[key], key
+    # the same items failed; the reasons may read differently, because the scripted judge
+    # words its bad answers by how often it was asked, and the kill costs a re-ask
+    assert set(summary["failures"]) == set(reference["failures"]) == MALFORMED
     assert summary["asked_this_run"] == N - len(recorded)
     for i in map(str, range(N)):
         prompts = {f"question {i}": 1, f"judge {i}: answer {i}": 3 if i in MALFORMED else 1}
