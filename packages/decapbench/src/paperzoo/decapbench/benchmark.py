@@ -16,9 +16,7 @@ own cache entry) and the image fails after that, counted in the summary.
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
-import io
 import json
 from collections.abc import Sequence
 from functools import cache
@@ -29,6 +27,7 @@ from typing import Any
 from paperzoo.decapbench import dcscore
 from paperzoo.decapbench.dcscore import Unit
 from paperzoo.eval import Benchmark, ChatClient, ChatRequest, MalformedOutput, ask_parsed
+from paperzoo.eval.client import image_part
 from paperzoo.eval.runner import read_predictions
 
 __all__ = ["DeCapBench", "FeedQuill", "load_decapbench", "prompt"]
@@ -44,16 +43,9 @@ def prompt(name: str) -> str:
     return resources.files("paperzoo.decapbench").joinpath(f"prompts/{name}.txt").read_text()
 
 
-@cache
 def _jpeg_part(path: str, detail: str) -> dict[str, Any]:
     """The image as the official script sends it: RGB, re-encoded as JPEG, base64."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    with Image.open(path) as im:
-        im.convert("RGB").save(buf, format="jpeg")
-    url = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
-    return {"type": "image_url", "image_url": {"url": url, "detail": detail}}
+    return image_part(path, detail, jpeg=True)
 
 
 def _messages(text: str, image: str | None = None, detail: str = "high") -> list[dict]:

@@ -78,14 +78,50 @@ class _RedactFilter(logging.Filter):
         return True
 
 
-def image_part(path_or_bytes: str | os.PathLike[str] | bytes, mime: str = "image/png") -> dict:
-    """A chat-completions image content part (a base64 data URL) from a file or bytes."""
+def image_mime(data: bytes) -> str:
+    """The MIME type of encoded image bytes (PNG, JPEG, GIF, WebP), from their magic bytes."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    raise ValueError("not a PNG, JPEG, GIF or WebP image")
+
+
+def image_part(
+    path_or_bytes: str | os.PathLike[str] | bytes, detail: str | None = None, jpeg: bool = False
+) -> dict[str, Any]:
+    """A chat-completions image content part (a base64 data URL) from a file or bytes.
+
+    ``detail``: the ``low``/``high``/``auto`` hint (left out when None). ``jpeg``: re-encode as
+    RGB JPEG first (Pillow's default quality 75), as official evaluation scripts that open the
+    image with PIL and send ``format="jpeg"`` do; otherwise the bytes go as they are."""
     import base64
     from pathlib import Path
 
     data = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
-    url = f"data:{mime};base64,{base64.b64encode(data).decode()}"
-    return {"type": "image_url", "image_url": {"url": url}}
+    if jpeg:
+        try:
+            from PIL import Image
+        except ImportError:
+            raise ImportError(
+                "re-encoding an image as JPEG needs Pillow: pip install pillow"
+            ) from None
+        import io
+
+        buf = io.BytesIO()
+        with Image.open(io.BytesIO(data)) as im:
+            im.convert("RGB").save(buf, format="jpeg")
+        data = buf.getvalue()
+    part: dict[str, Any] = {
+        "url": f"data:{image_mime(data)};base64,{base64.b64encode(data).decode()}"
+    }
+    if detail is not None:
+        part["detail"] = detail
+    return {"type": "image_url", "image_url": part}
 
 
 @dataclass(frozen=True)
