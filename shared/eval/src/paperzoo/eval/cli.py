@@ -63,12 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--model-base-url", default=os.environ.get("OPENAI_BASE_URL"))
     m.add_argument("--model", help="its name at that endpoint")
     m.add_argument("--model-api-key", default=None, help="default: OPENAI_API_KEY")
+    m.add_argument("--model-local", metavar="PATH", type=Path,
+                   help="an open-weight causal LM or VLM folder, run here with transformers "
+                   "(instead of an endpoint; needs paperzoo-eval[local])")  # fmt: skip
     j = p.add_argument_group("the judge")
     j.add_argument("--judge-base-url", default=os.environ.get("PAPERZOO_JUDGE_BASE_URL")
                    or os.environ.get("OPENAI_BASE_URL"))  # fmt: skip
     j.add_argument("--judge-model")
     j.add_argument("--judge-api-key", default=None,
                    help="default: PAPERZOO_JUDGE_API_KEY, then OPENAI_API_KEY")  # fmt: skip
+    j.add_argument("--judge-local", metavar="PATH", type=Path,
+                   help="an open-weight judge folder, run here with transformers")  # fmt: skip
+    p.add_argument("--device", default=None, help="for --model-local/--judge-local (default: "
+                   "cuda when available)")  # fmt: skip
     r = p.add_argument_group("requests")
     r.add_argument("--concurrency", type=int, default=8, help="requests in flight per endpoint")
     r.add_argument("--rpm", type=float, default=None, help="requests per minute per endpoint")
@@ -105,9 +112,18 @@ def options(benchmark: Benchmark) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(benchmark), default=str))
 
 
-def _client(args: argparse.Namespace, role: str, cache: ResponseCache | None) -> ChatClient:
+def _client(args: argparse.Namespace, role: str, cache: ResponseCache | None) -> Any:
+    local = args.model_local if role == "model" else args.judge_local
+    if local is not None:
+        from paperzoo.eval.local import LocalChatClient
+
+        return LocalChatClient(path=local, device=args.device, cache=cache)
     model = args.model if role == "model" else args.judge_model
     base_url = args.model_base_url if role == "model" else args.judge_base_url
+    if not model or not base_url:
+        flags = ("--model", "--model-base-url", "--model-local") if role == "model" else (
+            "--judge-model", "--judge-base-url", "--judge-local")  # fmt: skip
+        raise ValueError(f"the {role} needs {flags[0]} NAME and {flags[1]} URL, or {flags[2]} PATH")
     key = args.model_api_key if role == "model" else (
         args.judge_api_key or os.environ.get("PAPERZOO_JUDGE_API_KEY")
     )  # fmt: skip
@@ -126,17 +142,24 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         items = items[: args.limit]
     cache = None if args.no_cache else ResponseCache(args.cache or default_cache_path())
     predictions = benchmark.read_predictions(Path(args.predictions)) if args.predictions else None
-    if predictions is None and not args.model:
-        raise ValueError("give --predictions FILE, or --model (and --model-base-url) to generate")
+    if predictions is None and not (args.model or args.model_local):
+        raise ValueError(
+            "give --predictions FILE, or the model under test to generate them: --model NAME "
+            "(and --model-base-url URL) or --model-local PATH"
+        )
     model = _client(args, "model", cache) if predictions is None else None
     judge = _client(args, "judge", cache) if benchmark.needs_judge else None
     settings = {
         "data": str(Path(args.data).resolve()),
         "predictions": str(Path(args.predictions).resolve()) if args.predictions else None,
-        "model": args.model if model else None,
-        "model_base_url": args.model_base_url if model else None,
-        "judge_model": args.judge_model if judge else None,
-        "judge_base_url": args.judge_base_url if judge else None,
+        "model": (str(args.model_local.resolve()) if args.model_local else args.model)
+        if model
+        else None,
+        "model_base_url": args.model_base_url if model and not args.model_local else None,
+        "judge_model": (str(args.judge_local.resolve()) if args.judge_local else args.judge_model)
+        if judge
+        else None,
+        "judge_base_url": args.judge_base_url if judge and not args.judge_local else None,
         "limit": args.limit,
         "options": options(benchmark),
     }
