@@ -46,6 +46,8 @@ class Paper:
     models: list[Entry] = field(default_factory=list)
     methods: list[Entry] = field(default_factory=list)
     recipes: list[Entry] = field(default_factory=list)
+    # judged benchmarks (metrics tagged "benchmark") that the paper's distribution registers
+    benchmarks: list[Entry] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -69,6 +71,10 @@ def collect_papers() -> list[Paper]:
             paper = papers.get(getattr(entry.spec, "paper", None) or "")
             if paper is not None:
                 getattr(paper, attr).append(entry)
+    by_dist = {p.dist: p for p in papers.values()}
+    for _, entry in sorted(registry.entries("metrics").items()):
+        if "benchmark" in entry.spec.tags and entry.dist in by_dist:
+            by_dist[entry.dist].benchmarks.append(entry)
     return list(papers.values())
 
 
@@ -160,12 +166,13 @@ def readme_sections(text: str) -> str:
 class Mark:
     """One deliverable: whether the registry shows it, a short cell and the evidence."""
 
-    ok: bool
+    ok: bool | None  # None: does not apply (a benchmark has no checkpoints)
     short: str
     evidence: str
 
     def cell(self, long: bool = False) -> str:
-        return ("✓ " if self.ok else "✗ ") + (self.evidence if long else self.short)
+        mark = {True: "✓ ", False: "✗ ", None: "- "}[self.ok]
+        return mark + (self.evidence if long else self.short)
 
 
 def status(paper: Paper) -> dict[str, Mark]:
@@ -173,6 +180,8 @@ def status(paper: Paper) -> dict[str, Mark]:
 
     It shows what is declared and committed; the package's tests and README hold the proof
     (parameter counts, parity, the study's protocol)."""
+    if paper.benchmarks and not (paper.models or paper.methods):
+        return benchmark_status(paper)
     models = [e.spec for e in paper.models]
     counted = [m for m in models if m.num_params]
     loaders = [m.name for m in models if m.checkpoint_loader]
@@ -214,6 +223,38 @@ def status(paper: Paper) -> dict[str, Mark]:
             True, "yes", f"`pip install {paper.dist}`, discovered as plugin `{paper.entry.plugin}`"
         ),
     }
+
+
+def benchmark_status(paper: Paper) -> dict[str, Mark]:
+    """A benchmark package's deliverables: its scoring rule (M), no weights (C), the tiny
+    end-to-end run against the scripted judge in its tests (T), the full run (P)."""
+    names = ", ".join(f"`{e.spec.name}`" for e in paper.benchmarks)
+    n = len(paper.benchmarks)
+    return {
+        "M": Mark(True, f"{n} benchmark{'s' * (n != 1)}", f"scoring rules: {names}"),
+        "C": Mark(None, "n/a", "a benchmark has no weights"),
+        "T": Mark(True, "scripted run", "a tiny end-to-end run on shipped data against the "
+                  "scripted judge, in the package's tests; the README works its score by hand"),
+        "P": Mark(True, "`paperzoo eval`", "`paperzoo eval NAME --data PATH` on the official "
+                  "data, with the judge of your choice"),
+        "I": Mark(True, "yes", f"`pip install {paper.dist}`, discovered as plugin "
+                  f"`{paper.entry.plugin}`"),
+    }  # fmt: skip
+
+
+def benchmark_markdown(entry: Entry) -> str:
+    """One benchmark: what it scores, its command and its options (its dataclass fields)."""
+    import dataclasses
+
+    spec = entry.spec
+    parts = [f"### `{spec.name}`\n", f"{spec.description}\n"]
+    parts.append(f"`paperzoo eval {spec.name} --data PATH --out DIR` (`paperzoo eval --help`).\n")
+    benchmark = resolve(spec.factory)()
+    if dataclasses.is_dataclass(benchmark):
+        rows = [[f"`{f.name}`", f"`{getattr(benchmark, f.name)!r}`"]
+                for f in dataclasses.fields(benchmark)]  # fmt: skip
+        parts.append("Options (`--set KEY=VALUE`):\n\n" + table(["option", "default"], rows))
+    return "\n".join(parts)
 
 
 # -- the tiny study ----------------------------------------------------------------------------
@@ -360,23 +401,24 @@ def paper_page(paper: Paper) -> str:
             ["", "evidence (from the registry and the committed results)"],
             [[k, v.cell(long=True)] for k, v in status(paper).items()],
         ),
-        "## Reproduction\n",
-        reproduction_table(paper),
     ]
+    if paper.recipes or not paper.benchmarks:
+        parts += ["## Reproduction\n", reproduction_table(paper)]
     if spec.headline_results:
         parts.append(
             "Headline results in the paper:\n\n"
             + table(["result", "paper"], list(spec.headline_results.items()))
         )
     summary = paper.summary()
-    parts.append("### Tiny study\n")
-    if summary is None:
+    if paper.benchmarks:
+        parts += ["## Benchmarks\n", *(benchmark_markdown(e) for e in paper.benchmarks)]
+    if summary is not None:
+        parts += ["### Tiny study\n", study_markdown(paper, summary)]
+    elif paper.recipes or not paper.benchmarks:  # a benchmark's tiny run is a scripted test
         parts.append(
-            "No committed result: run `python docs/refresh_results.py "
+            "### Tiny study\n\nNo committed result: run `python docs/refresh_results.py "
             f"{paper.name} --run` to add one.\n"
         )
-    else:
-        parts.append(study_markdown(paper, summary))
     if paper.models:
         parts += ["## Models\n", models_table(paper)]
     if paper.methods:

@@ -84,6 +84,19 @@ def test_a_paper_added_later_appears_without_an_edit():
     assert "[zz_newpaper](papers/zz_newpaper.md)" in pages["index.md"]
 
 
+def test_a_benchmark_paper_shows_its_benchmarks_and_no_checkpoint_gap():
+    """A benchmark package registers metrics tagged ``benchmark``, not models or recipes:
+    its page lists them with their options, and C is "does not apply", not a failure."""
+    pages = _pages()
+    page = pages["papers/decapbench.md"]
+    assert "## Benchmarks" in page and "### `decapbench`" in page and "### `feedquill`" in page
+    assert "`paperzoo eval decapbench --data PATH --out DIR`" in page
+    assert "| `tries` | `3` |" in page and "| `samples` | `4` |" in page  # FeedQuill's options
+    assert "- a benchmark has no weights" in page and "Tiny study" not in page
+    row = next(line for line in pages["index.md"].splitlines() if "[decapbench]" in line)
+    assert "- n/a" in row and "✗" not in row
+
+
 def test_a_failed_claim_is_said_plainly():
     summary = json.loads((DOCS / "results" / PAGE / "summary.json").read_text())
     page = _pages()[f"papers/{PAGE}.md"]

@@ -17,8 +17,8 @@ runs against a checkpoint on disk as it does against an endpoint:
   ``concurrency`` is 1), so the event loop stays free for the judge;
 - tokens are counted into :attr:`usage` at a price of 0, and the same
   :class:`~paperzoo.eval.cache.ResponseCache` is keyed with ``base_url = "local:" + the
-  resolved folder``. Retraining into the same folder does not change that key: give the new
-  weights a new folder (or a new cache).
+  resolved folder + a fingerprint of its files`` (names, sizes, modification times): weights
+  retrained into the same folder are a new model to the cache, not stale answers.
 
 The weights are loaded on the first request that the cache cannot answer, so a rerun that the
 cache answers entirely never loads the model. Needs the ``local`` extra
@@ -69,6 +69,18 @@ def _decode_image(url: str) -> Any:
     return Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
 
 
+def _fingerprint(folder: Path) -> str:
+    """A short hash of the folder's files (relative name, size, mtime): what the cache key
+    needs to tell retrained weights from the old ones, without reading gigabytes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        st = f.stat()
+        h.update(f"{f.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
 @dataclass
 class LocalChatClient:
     """Chat completions from a model in the folder ``path`` (see the module docstring).
@@ -98,7 +110,7 @@ class LocalChatClient:
                 "(config.json, weights, tokenizer or processor)"
             )
         self.path = folder
-        self.base_url = f"local:{folder}"
+        self.base_url = f"local:{folder}#{_fingerprint(folder)}"
         self.model = self.model or folder.name
         self.usage.prices.setdefault(self.model, (0.0, 0.0))  # local: tokens cost nothing
         config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
@@ -116,6 +128,10 @@ class LocalChatClient:
         self._processor: Any = None  # a processor (VLM) or a tokenizer (causal LM)
 
     async def close(self) -> None:
+        """Drop the weights (after a generation in progress ends, waited for off the loop)."""
+        await asyncio.to_thread(self._release)
+
+    def _release(self) -> None:
         with self._lock:
             self._model = self._processor = None
 
@@ -197,7 +213,10 @@ class LocalChatClient:
                 f"{self.path} has no chat template: save one with the tokenizer/processor "
                 "(chat_template.jinja) or use an instruction-tuned checkpoint"
             )
-        model = auto_model.from_pretrained(self.path, local_files_only=True, dtype=self.dtype)
+        # transformers 4.56 renamed torch_dtype to dtype
+        version = tuple(int(x) for x in transformers.__version__.split(".")[:2])
+        dtype = {"dtype" if version >= (4, 56) else "torch_dtype": self.dtype}
+        model = auto_model.from_pretrained(self.path, local_files_only=True, **dtype)
         self._model, self._processor, self._device = model.to(device).eval(), processor, device
 
     def _generate(

@@ -129,12 +129,16 @@ def write_tiny_vlm(path: str | os.PathLike[str], seed: int = 0) -> Path:
     ``path``; returns ``path``. An image becomes 4 ``<image>`` tokens."""
     import torch
     from transformers import (
-        CLIPImageProcessorPil,
         CLIPVisionConfig,
         LlavaConfig,
         LlavaForConditionalGeneration,
         LlavaProcessor,
     )
+
+    try:  # transformers 5: the PIL backend (the default one needs torchvision)
+        from transformers import CLIPImageProcessorPil as ImageProcessor
+    except ImportError:  # transformers 4: CLIPImageProcessor is the PIL one
+        from transformers import CLIPImageProcessor as ImageProcessor
 
     path = Path(path)
     tokenizer = _tokenizer([IMAGE_TOKEN])
@@ -156,8 +160,7 @@ def write_tiny_vlm(path: str | os.PathLike[str], seed: int = 0) -> Path:
         projector_hidden_act="gelu",
         tie_word_embeddings=False,
     )
-    # The PIL backend: torchvision (the default backend's dependency) is not needed.
-    image_processor = CLIPImageProcessorPil(
+    image_processor = ImageProcessor(
         size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
         crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
         do_center_crop=False,
