@@ -42,8 +42,11 @@ __all__ = [
     "RateLimiter",
     "RequestFailed",
     "RetryPolicy",
+    "cached_response",
+    "image_mime",
     "image_part",
     "redact",
+    "store_response",
 ]
 
 log = logging.getLogger(__name__)
@@ -171,6 +174,23 @@ class ChatResponse:
         return self.texts[0]
 
 
+def cached_response(cache: ResponseCache | None, key: str, usage: Usage) -> ChatResponse | None:
+    """The cached answer for ``key`` (counted as a cache hit in ``usage``), or None."""
+    hit = cache.get(key) if cache is not None else None
+    if hit is None:
+        return None
+    usage.add_cached()
+    return ChatResponse(tuple(hit["texts"]), hit["prompt_tokens"], hit["completion_tokens"],
+                        cached=True)  # fmt: skip
+
+
+def store_response(cache: ResponseCache | None, key: str, response: ChatResponse) -> None:
+    """Commit ``response`` to the cache under ``key`` (nothing without a cache)."""
+    if cache is not None:
+        cache.put(key, {"texts": list(response.texts), "prompt_tokens": response.prompt_tokens,
+                        "completion_tokens": response.completion_tokens})  # fmt: skip
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with full jitter: attempt k waits U(0, min(cap, base * 2**k)),
@@ -295,18 +315,12 @@ class ChatClient:
         """The response to ``request``: from the cache, or from the endpoint (with retries)."""
         assert self.model is not None and self.base_url is not None
         key = request.key(self.model, self.base_url)
-        if self.cache is not None:
-            hit = self.cache.get(key)
-            if hit is not None:
-                self.usage.add_cached()
-                return ChatResponse(tuple(hit["texts"]), hit["prompt_tokens"],
-                                    hit["completion_tokens"], cached=True)  # fmt: skip
+        hit = cached_response(self.cache, key, self.usage)
+        if hit is not None:
+            return hit
         response = await self._send(request)
         self.usage.add(self.model, response.prompt_tokens, response.completion_tokens)
-        if self.cache is not None:
-            self.cache.put(key, {"texts": list(response.texts),
-                                 "prompt_tokens": response.prompt_tokens,
-                                 "completion_tokens": response.completion_tokens})  # fmt: skip
+        store_response(self.cache, key, response)
         return response
 
     async def _send(self, request: ChatRequest) -> ChatResponse:

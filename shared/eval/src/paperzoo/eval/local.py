@@ -38,7 +38,7 @@ from typing import Any
 
 from paperzoo.eval.accounting import Usage
 from paperzoo.eval.cache import ResponseCache
-from paperzoo.eval.client import ChatRequest, ChatResponse
+from paperzoo.eval.client import ChatRequest, ChatResponse, cached_response, store_response
 
 __all__ = ["LocalChatClient"]
 
@@ -145,20 +145,14 @@ class LocalChatClient:
         """The response to ``request``: from the cache, or generated here (in a thread)."""
         assert self.model is not None
         key = request.key(self.model, self.base_url)
-        if self.cache is not None:
-            hit = self.cache.get(key)
-            if hit is not None:
-                self.usage.add_cached()
-                return ChatResponse(tuple(hit["texts"]), hit["prompt_tokens"],
-                                    hit["completion_tokens"], cached=True)  # fmt: skip
+        hit = cached_response(self.cache, key, self.usage)
+        if hit is not None:
+            return hit
         messages, images = self._messages(request)  # before generating: errors come early
         response = await asyncio.to_thread(self._generate, request, messages, images)
         self.usage.requests += 1
         self.usage.add(self.model, response.prompt_tokens, response.completion_tokens)
-        if self.cache is not None:
-            self.cache.put(key, {"texts": list(response.texts),
-                                 "prompt_tokens": response.prompt_tokens,
-                                 "completion_tokens": response.completion_tokens})  # fmt: skip
+        store_response(self.cache, key, response)
         return response
 
     def _messages(self, request: ChatRequest) -> tuple[list[dict[str, Any]], list[Any]]:
