@@ -235,3 +235,23 @@ def test_sigkill_mid_run_then_resume_ends_with_the_uninterrupted_scores(bench):
     assert len(unanswered) <= 2 * 4  # the model's and the judge's request slots
     ids = [json.loads(line)["id"] for line in items.read_text().splitlines()]
     assert sorted(ids) == sorted(map(str, range(N)))  # each item once, nothing lost
+
+
+def test_ask_parsed_samples_asks_again_while_any_sample_is_unreadable():
+    import asyncio
+
+    from paperzoo.eval import ChatClient, ask_parsed_samples
+
+    def answer(body, n):  # the first answer's second sample is not a number
+        return Reply(content=["1", "two"] if n == 1 else ["1", "2"])
+
+    async def go(url):
+        client = ChatClient(model="j", base_url=url, api_key="EMPTY")
+        try:
+            return await ask_parsed_samples(client, ChatRequest.of("count", n=2), int)
+        finally:
+            await client.close()
+
+    with ScriptedChatServer(answer) as server:
+        assert asyncio.run(go(server.url)) == [1, 2]
+    assert server.asked["count"] == 2 and all(b["n"] == 2 for b in server.requests)

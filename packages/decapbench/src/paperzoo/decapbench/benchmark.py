@@ -26,7 +26,7 @@ from typing import Any
 
 from paperzoo.decapbench import dcscore
 from paperzoo.decapbench.dcscore import Unit
-from paperzoo.eval import Benchmark, ChatClient, ChatRequest, MalformedOutput, ask_parsed
+from paperzoo.eval import Benchmark, ChatClient, ChatRequest, ask_parsed, ask_parsed_samples
 from paperzoo.eval.client import image_part
 from paperzoo.eval.runner import read_predictions
 
@@ -141,21 +141,6 @@ class _UnitJudge:
         units, _ = await ask_parsed(judge, request, dcscore.parse_units, self.tries)
         return units
 
-    async def _samples(self, judge: ChatClient, request: ChatRequest, parse: Any) -> list[Any]:
-        """``n`` samples in one request; re-asked whole when any sample cannot be read."""
-
-        def parse_all(texts: Sequence[str]) -> list[Any]:
-            return [parse(t) for t in texts]
-
-        problems = []
-        for attempt in range(self.tries):
-            response = await judge.complete(dataclasses.replace(request, attempt=attempt))
-            try:
-                return parse_all(response.texts)
-            except (ValueError, KeyError, TypeError) as exc:
-                problems.append(f"{type(exc).__name__}: {exc}")
-        raise MalformedOutput(f"{self.tries} unreadable answers: " + "; ".join(problems))
-
     async def match(
         self, judge: ChatClient, units: list[Unit], oracle: list[str]
     ) -> list[list[int | None]]:
@@ -171,8 +156,8 @@ class _UnitJudge:
             temperature=self.match_temperature,
             max_tokens=self.max_tokens,
         )
-        return await self._samples(
-            judge, request, lambda t: dcscore.parse_matching(t, units, len(oracle))
+        return await ask_parsed_samples(
+            judge, request, lambda t: dcscore.parse_matching(t, units, len(oracle)), self.tries
         )
 
     async def verify(
@@ -190,7 +175,9 @@ class _UnitJudge:
             temperature=self.verify_temperature,
             max_tokens=self.max_tokens,
         )
-        return await self._samples(judge, request, lambda t: dcscore.parse_verification(t, units))
+        return await ask_parsed_samples(
+            judge, request, lambda t: dcscore.parse_verification(t, units), self.tries
+        )
 
 
 @dataclasses.dataclass

@@ -11,7 +11,14 @@
 from paperzoo.eval.accounting import Usage, load_prices
 from paperzoo.eval.cache import ResponseCache
 from paperzoo.eval.client import ChatClient, ChatRequest, ChatResponse, RequestFailed, RetryPolicy
-from paperzoo.eval.runner import Benchmark, MalformedOutput, ask_parsed, evaluate, group_means
+from paperzoo.eval.runner import (
+    Benchmark,
+    MalformedOutput,
+    ask_parsed,
+    ask_parsed_samples,
+    evaluate,
+    group_means,
+)
 
 __version__ = "0.1.0"
 
@@ -26,6 +33,7 @@ __all__ = [
     "RetryPolicy",
     "Usage",
     "ask_parsed",
+    "ask_parsed_samples",
     "evaluate",
     "group_means",
     "load_prices",

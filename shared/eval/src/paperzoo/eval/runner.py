@@ -26,13 +26,14 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from paperzoo.eval.client import ChatClient, ChatRequest, RequestFailed
+from paperzoo.eval.client import ChatClient, ChatRequest, ChatResponse, RequestFailed
 
 __all__ = [
     "Benchmark",
     "MalformedOutput",
     "RunMismatch",
     "ask_parsed",
+    "ask_parsed_samples",
     "evaluate",
     "format_summary",
     "group_means",
@@ -108,6 +109,19 @@ def group_means(records: Sequence[dict[str, Any]], scale: float = 1.0) -> dict[s
     return {"overall": mean(everything), "groups": {g: mean(v) for g, v in sorted(scores.items())}}
 
 
+async def _ask(
+    client: ChatClient, request: ChatRequest, read: Callable[[ChatResponse], T], tries: int
+) -> T:
+    problems = []
+    for attempt in range(tries):
+        response = await client.complete(dataclasses.replace(request, attempt=attempt))
+        try:
+            return read(response)
+        except (ValueError, KeyError, TypeError) as exc:
+            problems.append(f"{type(exc).__name__}: {exc}")
+    raise MalformedOutput(f"{tries} unreadable answers: " + "; ".join(problems))
+
+
 async def ask_parsed(
     client: ChatClient, request: ChatRequest, parse: Callable[[str], T], tries: int = 3
 ) -> tuple[T, str]:
@@ -115,14 +129,15 @@ async def ask_parsed(
     own cache entry) while ``parse`` raises ``ValueError``/``KeyError``/``TypeError``; after
     ``tries`` answers that cannot be read, raise :class:`MalformedOutput`. Returns (parsed,
     raw text)."""
-    problems = []
-    for attempt in range(tries):
-        response = await client.complete(dataclasses.replace(request, attempt=attempt))
-        try:
-            return parse(response.text), response.text
-        except (ValueError, KeyError, TypeError) as exc:
-            problems.append(f"{type(exc).__name__}: {exc}")
-    raise MalformedOutput(f"{tries} unreadable answers: " + "; ".join(problems))
+    return await _ask(client, request, lambda r: (parse(r.text), r.text), tries)
+
+
+async def ask_parsed_samples(
+    client: ChatClient, request: ChatRequest, parse: Callable[[str], T], tries: int = 3
+) -> list[T]:
+    """:func:`ask_parsed` for a request of ``n`` samples: every answer parsed, and the request
+    asked again whole while any of them cannot be read."""
+    return await _ask(client, request, lambda r: [parse(text) for text in r.texts], tries)
 
 
 def read_predictions(path: str | os.PathLike[str], paths: bool = False) -> dict[str, list[str]]:
