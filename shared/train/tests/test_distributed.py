@@ -27,11 +27,10 @@ def torchrun_out(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module")
-def single_process_doubled_batch(tmp_path_factory):
+def _single_process_doubled_batch(tmp_path_factory, bn: bool) -> dict[str, torch.Tensor]:
     """The same model trained in one process on the global batch (2 x 8)."""
     torch.manual_seed(0)
-    method = TinyRegression()
+    method = TinyRegression(bn=bn)
     trainer_cfg, optim_cfg = tiny_configs(max_steps=6)
     out = tmp_path_factory.mktemp("single")
     trainer = Trainer(
@@ -41,13 +40,22 @@ def single_process_doubled_batch(tmp_path_factory):
     return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+@pytest.fixture(scope="module")
+def single_process_doubled_batch(tmp_path_factory):
+    return {
+        "plain": _single_process_doubled_batch(tmp_path_factory, bn=False),
+        "bn": _single_process_doubled_batch(tmp_path_factory, bn=True),
+    }
+
+
+# "syncbn": BatchNorm synchronised over the 2 gloo ranks equals one BN over the doubled batch.
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp", "syncbn"])
 def test_two_ranks_agree_and_match_one_process(
     torchrun_out, single_process_doubled_batch, strategy
 ):
     rank0 = load_file(str(torchrun_out / strategy / "rank0.safetensors"))
     rank1 = load_file(str(torchrun_out / strategy / "rank1.safetensors"))
-    single = single_process_doubled_batch
+    single = single_process_doubled_batch["bn" if strategy == "syncbn" else "plain"]
     assert set(rank0) == set(rank1) == set(single)
     for key in single:
         assert torch.equal(rank0[key], rank1[key]), f"{strategy}: ranks disagree on {key}"
@@ -55,7 +63,7 @@ def test_two_ranks_agree_and_match_one_process(
             torch.testing.assert_close(rank0[key], single[key], rtol=1e-5, atol=1e-6, msg=key)
     # the weights moved: comparing against an untrained model would fail
     torch.manual_seed(0)
-    init = TinyRegression().state_dict()
+    init = TinyRegression(bn=strategy == "syncbn").state_dict()
     assert not torch.allclose(init["net.0.weight"], rank0["net.0.weight"])
     # the hook saw every optimizer step, on every rank
     assert (

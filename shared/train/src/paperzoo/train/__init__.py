@@ -31,6 +31,8 @@ _LAZY = {
     "build_scheduler": "paperzoo.train.optim",
     "lr_factor": "paperzoo.train.optim",
     "seed_everything": "paperzoo.train.seeding",
+    "SyncBatchNorm": "paperzoo.train.sync_bn",
+    "convert_sync_batchnorm": "paperzoo.train.sync_bn",
     "Trainer": "paperzoo.train.trainer",
     "TrainState": "paperzoo.train.trainer",
 }
@@ -39,10 +41,12 @@ _SUBMODULES = ("distributed", "eval")
 __all__ = [
     "LARS",
     "CheckpointSaveError",
+    "SyncBatchNorm",
     "TrainState",
     "Trainer",
     "build_optimizer",
     "build_scheduler",
+    "convert_sync_batchnorm",
     "distributed",
     "eval",
     "find_latest_checkpoint",
@@ -62,6 +66,7 @@ if TYPE_CHECKING:
     )
     from paperzoo.train.optim import LARS, build_optimizer, build_scheduler, lr_factor
     from paperzoo.train.seeding import seed_everything
+    from paperzoo.train.sync_bn import SyncBatchNorm, convert_sync_batchnorm
     from paperzoo.train.trainer import Trainer, TrainState
 
 

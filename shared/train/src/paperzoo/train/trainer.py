@@ -219,12 +219,12 @@ class Trainer:
         method = method.to(self.device)
         self.strategy = self._resolve_strategy(trainer_cfg.strategy)
         if trainer_cfg.sync_bn and self.world_size > 1:
-            if self.device.type != "cuda":
-                raise ValueError(
-                    "trainer.sync_bn=True needs CUDA: torch's SyncBatchNorm has no CPU kernel. "
-                    "Set trainer.sync_bn=false for CPU runs."
-                )
-            method = nn.SyncBatchNorm.convert_sync_batchnorm(method)
+            if self.device.type == "cuda":  # torch's fused CUDA kernels
+                method = nn.SyncBatchNorm.convert_sync_batchnorm(method)
+            else:  # torch's has no CPU kernel; ours runs on gloo (paperzoo.train.sync_bn)
+                from paperzoo.train.sync_bn import convert_sync_batchnorm
+
+                method = convert_sync_batchnorm(method)
         self.model = method  # the unwrapped method; checkpoints and model.safetensors come from it
         adapter = _StepAdapter(method)
         if self.strategy == "ddp":
