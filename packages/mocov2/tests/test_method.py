@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from paperzoo.core import create_method, create_model
 from paperzoo.mocov2.method import MoCoMethod, batch_shuffle, batch_unshuffle, encode_in_chunks
-from paperzoo.mocov2.model import info_nce_logits
+from paperzoo.mocov2.model import info_nce_logits, resnet_pooled_features
 
 
 def _tiny_moco(queue_size: int = 32, **kw):
@@ -126,12 +126,15 @@ def test_encode_in_chunks_rejects_uneven_groups():
 # -- two gloo processes vs one process with two BN groups -------------------------------------
 
 
-def _ddp_worker(rank: int, world: int, init_file: str, x_q, x_k, out_dir: str) -> None:
+def _ddp_worker(
+    rank: int, world: int, init_file: str, x_q, x_k, out_dir: str, sync_key_head: bool = False
+) -> None:
     import torch.distributed as dist
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        method = MoCoMethod(_tiny_moco(queue_size=16), bn_splits=1)
+        model = _bn_head_moco(queue_size=16) if sync_key_head else _tiny_moco(queue_size=16)
+        method = MoCoMethod(model, bn_splits=1, sync_key_head=sync_key_head)
         b = x_q.shape[0] // world
         torch.manual_seed(123)  # rank 0's permutation is the one broadcast
         logits, _ = method(x_q[rank * b : (rank + 1) * b], x_k[rank * b : (rank + 1) * b])
@@ -157,4 +160,101 @@ def test_two_process_shuffle_bn_equals_one_process_with_two_bn_groups(tmp_path):
         torch.cat([r["logits"] for r in ranks]), logits, rtol=1e-5, atol=1e-5
     )
     for r in ranks:  # every rank enqueued the keys of the whole global batch, in order
+        torch.testing.assert_close(r["queue"], single.model.queue, rtol=1e-5, atol=1e-6)
+
+
+# -- the hooks papers built on MoCo use (asymsiam) -------------------------------------------
+
+
+def _bn_head(num_features: int, dim: int) -> torch.nn.Module:
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Linear(num_features, num_features), nn.BatchNorm1d(num_features), nn.ReLU(),
+        nn.Linear(num_features, dim),
+    )  # fmt: skip
+
+
+def _bn_head_moco(queue_size: int = 32):
+    from paperzoo.mocov2.model import MoCo, NarrowResNet
+
+    torch.manual_seed(0)
+    return MoCo(
+        lambda num_classes: NarrowResNet(widths=(4, 8, 8, 8), num_classes=num_classes),
+        dim=8, queue_size=queue_size, momentum=0.99, temperature=0.2, head_fn=_bn_head,
+    )  # fmt: skip
+
+
+def test_head_fn_replaces_the_projector_in_both_encoders():
+    model = _bn_head_moco()
+    assert isinstance(model.encoder_q.fc[1], torch.nn.BatchNorm1d)
+    assert isinstance(model.encoder_k.fc[1], torch.nn.BatchNorm1d)
+    assert model.num_features == 8 and model(torch.randn(4, 3, 16, 16)).shape == (4, 8)
+    assert {k for k in model.state_dict() if k.startswith("encoder_q.fc.")} == {
+        "encoder_q.fc.0.weight", "encoder_q.fc.0.bias", "encoder_q.fc.1.weight",
+        "encoder_q.fc.1.bias", "encoder_q.fc.1.running_mean", "encoder_q.fc.1.running_var",
+        "encoder_q.fc.1.num_batches_tracked", "encoder_q.fc.3.weight", "encoder_q.fc.3.bias",
+    }  # fmt: skip
+
+
+def test_key_views_are_encoded_as_one_batch_and_averaged_before_normalising():
+    method = MoCoMethod(_bn_head_moco(), bn_splits=1)  # one BN group: shuffling is a no-op
+    v1, v2 = torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)
+    keys = method.encode_keys([v1, v2])
+    with torch.no_grad():
+        raw = method.model.encoder_k(torch.cat([v1, v2]))
+    expected = F.normalize((raw[:4] + raw[4:]) / 2, dim=1)
+    torch.testing.assert_close(keys, expected, rtol=1e-5, atol=1e-6)
+    # Averaging normalised keys instead would give another (wrong) answer.
+    wrong = F.normalize(F.normalize(raw[:4], dim=1) + F.normalize(raw[4:], dim=1), dim=1)
+    assert not torch.allclose(keys, wrong, atol=1e-4)
+
+
+def test_contrast_gives_one_logits_per_query_view_against_the_queue_before_the_step():
+    method = MoCoMethod(_bn_head_moco(queue_size=16), bn_splits=2)
+    views = [torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16), torch.randn(4, 3, 8, 8)]
+    queue_before = method.model.queue.clone()
+    logits = method.contrast(views, torch.randn(4, 3, 16, 16))
+    assert [tuple(x.shape) for x in logits] == [(4, 17)] * 3
+    assert int(method.model.queue_ptr) == 4  # the keys are enqueued once, not once per view
+    for view, lg in zip(views, logits):  # each view is its own batch (its own BN statistics)
+        q = method.encode_queries(view)
+        torch.testing.assert_close(lg[:, 1:], q @ queue_before / 0.2, rtol=1e-4, atol=1e-4)
+    sum(F.cross_entropy(lg, torch.zeros(4, dtype=torch.long)) for lg in logits).backward()
+    assert all(p.grad is None for p in method.model.encoder_k.parameters())
+    assert method.model.encoder_q.conv1.weight.grad is not None
+
+
+def test_sync_key_head_normalises_the_key_projector_over_all_bn_groups():
+    from paperzoo.train.sync_bn import SyncBatchNorm
+
+    x = torch.randn(8, 3, 16, 16)
+    synced = MoCoMethod(_bn_head_moco(), bn_splits=2, shuffle_bn=False, sync_key_head=True)
+    assert isinstance(synced.model.encoder_k.fc[1], SyncBatchNorm)
+    assert not isinstance(synced.model.encoder_q.fc[1], SyncBatchNorm)  # the source keeps BN
+    assert synced.model.state_dict().keys() == _bn_head_moco().state_dict().keys()
+    enc = synced.model.encoder_k
+    with torch.no_grad():  # expected: backbone per BN group, projector over the whole batch
+        pooled = torch.cat([resnet_pooled_features(enc, c) for c in x.chunk(2)])
+        expected = F.normalize(enc.fc(pooled), dim=1)
+    torch.testing.assert_close(synced.encode_keys(x), expected, rtol=1e-5, atol=1e-6)
+    per_group = MoCoMethod(_bn_head_moco(), bn_splits=2, shuffle_bn=False)
+    assert not torch.allclose(per_group.encode_keys(x), expected, atol=1e-3)
+
+
+def test_two_process_sync_key_head_equals_one_process_head_over_the_whole_batch(tmp_path):
+    """AsymBN across 2 gloo ranks = 1 process with 2 BN groups whose key projector sees both."""
+    torch.manual_seed(7)
+    x_q, x_k = torch.randn(8, 3, 16, 16), torch.randn(8, 3, 16, 16)
+    mp.spawn(
+        _ddp_worker, args=(2, str(tmp_path / "init"), x_q, x_k, str(tmp_path), True), nprocs=2,
+        join=True,
+    )  # fmt: skip
+    single = MoCoMethod(_bn_head_moco(queue_size=16), bn_splits=2, sync_key_head=True)
+    torch.manual_seed(123)
+    logits, _ = single(x_q, x_k)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    torch.testing.assert_close(
+        torch.cat([r["logits"] for r in ranks]), logits, rtol=1e-5, atol=1e-5
+    )
+    for r in ranks:
         torch.testing.assert_close(r["queue"], single.model.queue, rtol=1e-5, atol=1e-6)

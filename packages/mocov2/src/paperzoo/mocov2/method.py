@@ -37,10 +37,22 @@ chunk gives identical statistics without replacing the BN layers, so the module 
 official state-dict keys. Under DDP the two compose: the global batch is shuffled across ranks
 and each rank may split further. BN running statistics are then updated once per chunk (a DDP
 run keeps rank 0's, updated once per step); they are only used at evaluation time.
+
+Hooks for papers built on MoCo (asymsiam)
+-----------------------------------------
+- :meth:`MoCoMethod.contrast` takes a *list* of query views (each encoded as its own batch,
+  as the official asym-siam code does) and returns one logits tensor per view.
+- The keys may be a list of views: they are encoded together (one shuffled batch), and the
+  key of an image is the L2-normalised mean of its views' projections (asymsiam's MeanEnc).
+- ``sync_key_head=True`` normalises the key projector's BatchNorm over the whole global batch
+  (:class:`paperzoo.train.SyncBatchNorm` across processes; in one process, the projector sees
+  all ``bn_splits`` groups at once) while the key backbone and the query encoder keep per-group
+  BN: asymsiam's AsymBN.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -48,26 +60,35 @@ import torch.distributed as torch_dist
 import torch.nn.functional as F
 from torch import nn
 
-from paperzoo.mocov2.model import MoCo
+from paperzoo.mocov2.model import MoCo, info_nce_logits, resnet_pooled_features
 from paperzoo.train import distributed as dist_utils
 
 __all__ = ["MoCoMethod", "batch_shuffle", "batch_unshuffle", "encode_in_chunks"]
 
 
-def encode_in_chunks(encoder: nn.Module, x: torch.Tensor, chunks: int) -> torch.Tensor:
+def encode_in_chunks(
+    encoder: nn.Module, x: torch.Tensor, chunks: int, *, whole_batch_head: bool = False
+) -> torch.Tensor:
     """``encoder`` on ``chunks`` equal consecutive slices of ``x``, concatenated.
 
     Each slice gets its own BatchNorm statistics, as if it were on its own GPU.
+    ``whole_batch_head``: only the backbone runs per slice; the projector (``encoder.fc``) runs
+    once on the pooled features of all slices, so its BN sees the whole batch (with
+    :class:`paperzoo.train.SyncBatchNorm` inside, the whole global batch).
     (N, ...) -> (N, D); N must be divisible by ``chunks``.
     """
-    if chunks <= 1:
-        return encoder(x)
-    if x.shape[0] % chunks:
+    if chunks > 1 and x.shape[0] % chunks:
         raise ValueError(
             f"batch of {x.shape[0]} cannot be split into {chunks} equal BN groups; make the "
             "per-process batch size a multiple of moco.bn_splits"
         )
-    return torch.cat([encoder(c) for c in x.chunk(chunks)], dim=0)
+    parts = x.chunk(chunks) if chunks > 1 else (x,)
+    if whole_batch_head:
+        pooled = torch.cat([resnet_pooled_features(encoder, c) for c in parts], dim=0)
+        return encoder.fc(pooled)
+    if len(parts) == 1:
+        return encoder(x)
+    return torch.cat([encoder(c) for c in parts], dim=0)
 
 
 @torch.no_grad()
@@ -107,46 +128,89 @@ class MoCoMethod(nn.Module):
             ablations only).
         bn_splits: BN groups per process (the single-process shuffle-BN equivalent, see the
             module docstring). 1 under DDP reproduces the official per-GPU BN.
+        sync_key_head: the key projector's BatchNorm layers become
+            :class:`paperzoo.train.SyncBatchNorm` and see the whole global batch (asymsiam's
+            AsymBN); the state-dict keys do not change.
 
     Batches are ``([im_q, im_k], labels)`` as ``TwoCropsTransform`` and the default collate
     give them: two (B, C, H, W) float views of the same images; labels are ignored.
     """
 
-    def __init__(self, model: MoCo, *, shuffle_bn: bool = True, bn_splits: int = 1) -> None:
+    def __init__(
+        self,
+        model: MoCo,
+        *,
+        shuffle_bn: bool = True,
+        bn_splits: int = 1,
+        sync_key_head: bool = False,
+    ) -> None:
         super().__init__()
         if bn_splits < 1:
             raise ValueError(f"bn_splits must be >= 1, got {bn_splits}")
         self.model = model
         self.shuffle_bn = shuffle_bn
         self.bn_splits = bn_splits
+        self.sync_key_head = sync_key_head
+        if sync_key_head:
+            from paperzoo.train.sync_bn import convert_sync_batchnorm
+
+            model.encoder_k.fc = convert_sync_batchnorm(model.encoder_k.fc)
 
     def trainable_module(self) -> nn.Module:
         """The full MoCo module (query + key encoders and queue) is what gets saved."""
         return self.model
 
+    def encode_queries(self, im_q: torch.Tensor) -> torch.Tensor:
+        """L2-normalised queries (B, dim) of one view, in ``bn_splits`` BN groups."""
+        return F.normalize(encode_in_chunks(self.model.encoder_q, im_q, self.bn_splits), dim=1)
+
     @torch.no_grad()
-    def encode_keys(self, im_k: torch.Tensor) -> torch.Tensor:
-        """L2-normalised keys (B, dim) of the key encoder, with shuffle-BN when enabled."""
-        encoder = self.model.encoder_k
-        if not self.shuffle_bn:
-            return F.normalize(encode_in_chunks(encoder, im_k, self.bn_splits), dim=1)
-        shuffled, idx_unshuffle = batch_shuffle(im_k)
-        k = F.normalize(encode_in_chunks(encoder, shuffled, self.bn_splits), dim=1)
-        return batch_unshuffle(k, idx_unshuffle)
+    def encode_keys(self, im_k: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        """L2-normalised keys (B, dim) of the key encoder, with shuffle-BN when enabled.
 
-    def forward(self, im_q: torch.Tensor, im_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One MoCo step's logits (B, 1 + K) and targets (B,) (all zeros); updates the queue.
-
-        Side effects, in the official order: the key encoder takes its momentum step before
-        encoding the keys, and the keys of every process are enqueued after the logits.
+        ``im_k`` is one (B, C, H, W) view or a list of V views of the same B images. The V*B
+        images are encoded as one batch (shuffled together across processes, as the official
+        asym-siam code does), and each image's key is the normalised mean of its V projections.
         """
-        q = F.normalize(encode_in_chunks(self.model.encoder_q, im_q, self.bn_splits), dim=1)
+        views = [im_k] if isinstance(im_k, torch.Tensor) else list(im_k)
+        x = torch.cat(views, dim=0) if len(views) > 1 else views[0]
+        if self.shuffle_bn:
+            x, idx_unshuffle = batch_shuffle(x)
+        k = encode_in_chunks(
+            self.model.encoder_k, x, self.bn_splits, whole_batch_head=self.sync_key_head
+        )
+        if self.shuffle_bn:
+            k = batch_unshuffle(k, idx_unshuffle)
+        if len(views) > 1:
+            k = k.view(len(views), -1, k.shape[1]).mean(dim=0)
+        return F.normalize(k, dim=1)
+
+    def contrast(
+        self,
+        queries: Sequence[torch.Tensor],
+        keys: torch.Tensor | Sequence[torch.Tensor],
+    ) -> list[torch.Tensor]:
+        """InfoNCE logits (B, 1 + K) of every query view against one key per image.
+
+        Each query view is encoded as its own batch. Side effects, in the official order: the
+        key encoder takes its momentum step before encoding the keys, and the keys of every
+        process are enqueued after the logits. Targets are all zeros.
+        """
+        qs = [self.encode_queries(im) for im in queries]
         with torch.no_grad():
             self.model.momentum_update_key_encoder()
-            k = self.encode_keys(im_k)
-        logits = self.model.contrastive_logits(q, k)
-        labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+            k = self.encode_keys(keys)
+        queue = self.model.queue.clone()  # the negatives of this step, before the enqueue
+        logits = [info_nce_logits(q, k, queue, self.model.temperature) for q in qs]
         self.model.dequeue_and_enqueue(dist_utils.all_gather(k))
+        return logits
+
+    def forward(
+        self, im_q: torch.Tensor, im_k: torch.Tensor | Sequence[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One MoCo step's logits (B, 1 + K) and targets (B,) (all zeros); updates the queue."""
+        (logits,) = self.contrast([im_q], im_k)
+        labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
         return logits, labels
 
     def training_step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:

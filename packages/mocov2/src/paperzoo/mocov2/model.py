@@ -168,6 +168,9 @@ class MoCo(nn.Module):
         temperature: tau of InfoNCE; 0.07 in MoCo v1, 0.2 in MoCo v2.
         mlp: MoCo v2's 2-layer MLP head (fc -> Linear-ReLU-Linear, keys ``fc.0``/``fc.2``);
             False gives MoCo v1's linear head.
+        head_fn: a projector of its own instead: ``head_fn(num_features, dim)`` returns the
+            module that replaces ``fc`` in both encoders (``mlp`` is then ignored). Papers built
+            on MoCo use it, e.g. asymsiam's Linear-BN-ReLU-Linear-ReLU-Linear.
 
     Trainable parameters are those of ``encoder_q`` only: ``encoder_k`` is a
     ``requires_grad=False`` copy updated by :meth:`momentum_update_key_encoder`.
@@ -182,6 +185,7 @@ class MoCo(nn.Module):
         momentum: float = 0.999,
         temperature: float = 0.2,
         mlp: bool = True,
+        head_fn: Callable[[int, int], nn.Module] | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= momentum <= 1.0:
@@ -195,14 +199,14 @@ class MoCo(nn.Module):
         self.mlp = mlp
 
         self.encoder_q = encoder_fn(num_classes=dim)
-        if mlp:
-            hidden = self.encoder_q.fc.weight.shape[1]
+        self.num_features = self.encoder_q.fc.weight.shape[1]
+        if head_fn is not None:
+            self.encoder_q.fc = head_fn(self.num_features, dim)
+        elif mlp:
+            hidden = self.num_features
             self.encoder_q.fc = nn.Sequential(
                 nn.Linear(hidden, hidden), nn.ReLU(), self.encoder_q.fc
             )
-        self.num_features = (
-            self.encoder_q.fc[0].in_features if mlp else self.encoder_q.fc.in_features
-        )
         # The key encoder starts as an exact copy and never receives gradients.
         self.encoder_k = copy.deepcopy(self.encoder_q)
         for param in self.encoder_k.parameters():
