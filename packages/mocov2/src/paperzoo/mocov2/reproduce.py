@@ -24,20 +24,21 @@ import copy
 import dataclasses
 import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from paperzoo.core import create_model
 from paperzoo.core.run import RunContext, RunResult
-from paperzoo.mocov2.data import MoCoData, build_datasets
+from paperzoo.mocov2.data import MoCoData, ViewsFn, build_datasets
 from paperzoo.mocov2.method import MoCoMethod
 from paperzoo.mocov2.model import MoCo, resnet_pooled_features
 from paperzoo.mocov2.recipes import MoCoRecipeConfig
 from paperzoo.train import Trainer, seed_everything
 from paperzoo.train import distributed as dist_utils
 
-__all__ = ["run"]
+__all__ = ["pretrain_and_evaluate", "run"]
 
 
 def _per_process_batch(cfg: MoCoRecipeConfig, world_size: int) -> int:
@@ -115,7 +116,12 @@ def _main_lincls(
     )  # fmt: skip
     steps_per_epoch = max(1, len(data.linear_train) // global_batch)
     optim = dataclasses.replace(
-        moco_linear_optim_config(), lr=cfg.eval.linear_lr, weight_decay=cfg.eval.linear_weight_decay
+        moco_linear_optim_config(),
+        name=cfg.eval.linear_optimizer,
+        lr=cfg.eval.linear_lr,
+        weight_decay=cfg.eval.linear_weight_decay,
+        schedule=cfg.eval.linear_schedule,
+        base_batch=cfg.eval.linear_base_batch,
     )
     trainer_cfg = dataclasses.replace(
         cfg.trainer,
@@ -142,14 +148,36 @@ def _main_lincls(
 
 def run(cfg: MoCoRecipeConfig, ctx: RunContext) -> RunResult:
     """Pre-train MoCo as ``cfg`` says, then evaluate; see the module docstring."""
-    data = build_datasets(cfg)  # bad data fails here, before any model or process group
+    return pretrain_and_evaluate(cfg, ctx)
+
+
+def _moco_method(model: MoCo, cfg: MoCoRecipeConfig) -> MoCoMethod:
+    return MoCoMethod(model, shuffle_bn=cfg.moco.shuffle_bn, bn_splits=cfg.moco.bn_splits)
+
+
+def pretrain_and_evaluate(
+    cfg: MoCoRecipeConfig,
+    ctx: RunContext,
+    *,
+    views: ViewsFn | None = None,
+    make_method: Callable[[MoCo, Any], MoCoMethod] | None = None,
+    measure: Callable[[MoCoMethod, MoCoData, Any, Trainer], dict[str, float]] | None = None,
+) -> RunResult:
+    """:func:`run` with the hooks papers built on MoCo need (asymsiam):
+
+    - ``views(cfg, mean, std)``: the pre-training transform of one image (default: two crops);
+    - ``make_method(model, cfg)``: the training method (default: :class:`MoCoMethod`);
+    - ``measure(method, data, cfg, trainer)``: extra metrics of the trained method, called on
+      every rank (it may use collectives) before the probes; rank 0's are reported.
+    """
+    data = build_datasets(cfg, views)  # bad data fails here, before any model or process group
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
     batch = _per_process_batch(cfg, ctx.world_size)
     seed_everything(cfg.seed)  # the same initial weights (and queue) on every rank
     model = _build_model(cfg)
     initial = copy.deepcopy(model) if cfg.eval.random_init_baseline else None
-    method = MoCoMethod(model, shuffle_bn=cfg.moco.shuffle_bn, bn_splits=cfg.moco.bn_splits)
+    method = (make_method or _moco_method)(model, cfg)
     trainer = Trainer(
         method, data.pretrain, ctx, cfg.trainer, cfg.optim,
         batch_size=batch, num_workers=cfg.data.num_workers, seed=cfg.seed, drop_last=True,
@@ -163,6 +191,8 @@ def run(cfg: MoCoRecipeConfig, ctx: RunContext) -> RunResult:
         "train_wall_seconds": round(state.wall_seconds, 2),
         "final_train": dict(state.metrics),
     }
+    if measure is not None:
+        metrics.update(measure(method, data, cfg, trainer))
     if cfg.eval.enabled:
         start = time.perf_counter()
         if cfg.eval.linear_protocol == "main_lincls":

@@ -441,6 +441,7 @@ def moco_v2_augmentation(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
     scale: tuple[float, float] = (0.2, 1.0),
+    extra: Sequence[Callable[[Any], Any]] = (),
 ) -> v2.Compose:
     """MoCo v2 "aug+" (after SimCLR), as in the official ``main_moco.py --aug-plus``.
 
@@ -452,6 +453,10 @@ def moco_v2_augmentation(
     The official blur is PIL's ``GaussianBlur(radius=sigma)``, whose support is unbounded;
     torchvision needs a kernel size, and ``2 * ceil(3 * 2.0) + 1 = 13`` taps hold 99.7% of the
     widest (sigma = 2) kernel, capped to the largest odd size that fits the crop.
+
+    ``extra``: transforms of the uint8 image applied after the flip, before the conversion to
+    float (asymsiam's stronger source augmentation adds RandAugment there, as its official code
+    does).
     """
     ops: list[Any] = [
         v2.RGB(),
@@ -462,7 +467,7 @@ def moco_v2_augmentation(
     if blur:
         kernel = min(2 * math.ceil(3 * 2.0) + 1, size - 1 if size % 2 == 0 else size)
         ops.append(v2.RandomApply([v2.GaussianBlur(kernel_size=kernel, sigma=(0.1, 2.0))], p=0.5))
-    ops += [v2.RandomHorizontalFlip(), *_finish(mean, std)]
+    ops += [v2.RandomHorizontalFlip(), *extra, *_finish(mean, std)]
     return v2.Compose(ops)
 
 
