@@ -83,7 +83,7 @@ def test_a_moco_v2_checkpoint_is_refused_with_the_keys_that_differ(tmp_path):
     moco = create_model("mocov2_resnet50")
     path = tmp_path / "moco_v2.pth.tar"
     torch.save({"state_dict": {f"module.{k}": v for k, v in moco.state_dict().items()}}, path)
-    with pytest.raises(CheckpointMismatchError, match="fc.1.running_mean|fc.5.weight"):
+    with pytest.raises(CheckpointMismatchError, match=r"fc\.1\.running_mean|fc\.5\.weight"):
         create_model("asymsiam_resnet50", checkpoint_path=path)
 
 

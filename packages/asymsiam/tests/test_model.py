@@ -50,5 +50,5 @@ def test_narrow_model_count_and_forward():
 
 
 def test_the_projector_is_not_optional():
-    with pytest.raises(ValueError, match="moco.mlp=true"):
+    with pytest.raises(ValueError, match=r"moco\.mlp=true"):
         create_model("asymsiam_resnet10_narrow", mlp=False)
