@@ -14,6 +14,8 @@ plugin module ``paperzoo.data.plugin`` is imported by every ``paperzoo list``):
 - :mod:`paperzoo.data.datasets`: Kinetics CSV, SSv2, UCF-101/HMDB-51, Charades, AVA,
   video-text and image-text datasets.
 - :mod:`paperzoo.data.synthetic`: ``write_moving_digits`` (labelled mp4 videos).
+- :mod:`paperzoo.data.webdataset`: image-text pairs in webdataset tar shards (map-style and
+  streaming; the ``webdataset`` extra).
 
 The names below are also reachable as ``paperzoo.data.<name>``, imported on first use.
 """
@@ -35,6 +37,8 @@ _LAZY = {
     "TooManyBadFilesError": "paperzoo.data._robust",
     "WorkerCrashError": "paperzoo.data._robust",
     "iter_reporting_crashes": "paperzoo.data._robust",
+    "WebDatasetImageText": "paperzoo.data.webdataset",
+    "image_text_webdataset": "paperzoo.data.webdataset",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])
