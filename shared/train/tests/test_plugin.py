@@ -22,6 +22,7 @@ for name in ("knn", "linear_probe"):
     result = create_metric(name)(feats, labels, feats, labels)
     assert result["top1"] == 100.0, (name, result)
 assert create_metric("knn", k=1)(feats, labels, feats, labels)["top1"] == 100.0
+assert create_metric("retrieval")(torch.eye(4) + 0.1)["t2v_R@1"] == 100.0
 print("ok")
 """
 

@@ -26,4 +26,13 @@ def paperzoo_metrics() -> list[MetricSpec]:
             description="linear probe top-1/top-5 on frozen features ('paper': MoCo SGD lr 30; 'tiny': L-BFGS)",
             tags=("eval", "ssl"),
         ),
+        MetricSpec(
+            name="retrieval",
+            factory="paperzoo.train.retrieval:retrieval_metric",
+            description=(
+                "text<->video retrieval from a similarity matrix: R@1/5/10, MdR, MnR in both "
+                "directions (ties count against the model)"
+            ),
+            tags=("eval", "retrieval"),
+        ),
     ]
