@@ -80,3 +80,12 @@ def test_rank0_wrote_outputs(torchrun_out):
         assert ckpt["world_size"] == 2 and len(ckpt["rng"]) == 2
         # the two ranks ran different RNG streams (seed offset per rank)
         assert not torch.equal(ckpt["rng"][0]["torch"], ckpt["rng"][1]["torch"])
+
+
+def test_per_process_batch_rule():
+    from paperzoo.train.distributed import per_process_batch
+
+    assert per_process_batch(256, 0, 8) == 32
+    assert per_process_batch(256, 12, 8) == 12  # an explicit per-process batch wins
+    with pytest.raises(ValueError, match=r"data\.batch_size"):
+        per_process_batch(256, 0, 3)

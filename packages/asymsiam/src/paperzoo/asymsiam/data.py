@@ -107,14 +107,9 @@ class AsymCrops:
         }
 
 
-def _finish(mean: Sequence[float], std: Sequence[float]) -> list[Any]:
-    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std)),
-            v2.ToPureTensor()]  # fmt: skip
-
-
 def asym_views(cfg: Any, mean: Sequence[float], std: Sequence[float]) -> AsymCrops:
     """The views of an asymsiam recipe config (``cfg.asym`` switches, ``cfg.moco`` aug)."""
-    from paperzoo.data.images import moco_v2_augmentation
+    from paperzoo.data.images import moco_v2_augmentation, to_normalized_float
 
     a, size = cfg.asym, cfg.data.image_size
     crop_min = a.multicrop_crop_min_scale if a.multicrop else cfg.moco.crop_min_scale
@@ -132,7 +127,7 @@ def asym_views(cfg: Any, mean: Sequence[float], std: Sequence[float]) -> AsymCro
                 v2.RGB(),
                 v2.RandomResizedCrop(size, scale=(a.weak_target_min_scale, 1.0), antialias=True),
                 v2.RandomHorizontalFlip(),
-                *_finish(mean, std),
+                *to_normalized_float(mean, std),
             ]
         )
     small = None

@@ -56,14 +56,6 @@ def _augmentation(cfg: MoCoRecipeConfig, mean: Any, std: Any) -> Any:
     return moco_v1_augmentation(size=size, mean=mean, std=std, scale=scale)
 
 
-def _finish(mean: Any, std: Any) -> list[Any]:
-    return [
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(list(mean), list(std)),
-        v2.ToPureTensor(),
-    ]
-
-
 def _normalised(images: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 (N, H, W) digits -> float (N, 3, size, size), normalised as the augmentations do.
 
@@ -129,7 +121,12 @@ def _bundled_mnist(cfg: MoCoRecipeConfig, views: ViewsFn | None = None) -> MoCoD
 
 
 def _image_folder(cfg: MoCoRecipeConfig, views: ViewsFn | None = None) -> MoCoData:
-    from paperzoo.data.images import IMAGENET_MEAN, IMAGENET_STD, ImageFolderDataset
+    from paperzoo.data.images import (
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        ImageFolderDataset,
+        to_normalized_float,
+    )
 
     root_text = cfg.data.root.strip()
     if not root_text:
@@ -153,11 +150,15 @@ def _image_folder(cfg: MoCoRecipeConfig, views: ViewsFn | None = None) -> MoCoDa
         [
             v2.Resize(round(size * 256 / 224), antialias=True),
             v2.CenterCrop(size),
-            *_finish(mean, std),
+            *to_normalized_float(mean, std),
         ]
     )
     lincls_aug = v2.Compose(
-        [v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip(), *_finish(mean, std)]
+        [
+            v2.RandomResizedCrop(size, antialias=True),
+            v2.RandomHorizontalFlip(),
+            *to_normalized_float(mean, std),
+        ]
     )
     # ImageFolderDataset raises on an empty folder, here, before any training starts.
     bad = cfg.max_bad_image_fraction

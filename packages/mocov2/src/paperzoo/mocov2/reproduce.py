@@ -42,14 +42,7 @@ __all__ = ["pretrain_and_evaluate", "run"]
 
 
 def _per_process_batch(cfg: MoCoRecipeConfig, world_size: int) -> int:
-    batch = cfg.data.batch_size
-    if batch <= 0:
-        if cfg.global_batch_size % world_size:
-            raise ValueError(
-                f"global_batch_size {cfg.global_batch_size} is not divisible by {world_size} "
-                "processes; set data.batch_size (per process) explicitly"
-            )
-        batch = cfg.global_batch_size // world_size
+    batch = dist_utils.per_process_batch(cfg.global_batch_size, cfg.data.batch_size, world_size)
     if batch % cfg.moco.bn_splits:
         raise ValueError(
             f"per-process batch {batch} is not divisible by moco.bn_splits={cfg.moco.bn_splits}"

@@ -39,17 +39,6 @@ from paperzoo.train import distributed as dist_utils
 __all__ = ["build_method", "linear_probe_metrics", "run", "zero_shot_metrics"]
 
 
-def _per_process_batch(cfg: SuperClassRecipeConfig, world_size: int) -> int:
-    if cfg.data.batch_size > 0:
-        return cfg.data.batch_size
-    if cfg.global_batch_size % world_size:
-        raise ValueError(
-            f"global_batch_size {cfg.global_batch_size} is not divisible by {world_size} "
-            "processes; set data.batch_size (per process) explicitly"
-        )
-    return cfg.global_batch_size // world_size
-
-
 def build_method(cfg: SuperClassRecipeConfig) -> nn.Module:
     """The pre-training method of ``cfg.method``, its model built from the current RNG."""
     if cfg.method == "superclass":
@@ -179,7 +168,7 @@ def run(cfg: SuperClassRecipeConfig, ctx: RunContext) -> RunResult:
     data = build_datasets(cfg, ctx.shared_dir)  # bad data fails here, before any process group
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
-    batch = _per_process_batch(cfg, ctx.world_size)
+    batch = dist_utils.per_process_batch(cfg.global_batch_size, cfg.data.batch_size, ctx.world_size)
     seed_everything(cfg.seed)  # the same initial weights on every rank
     method = build_method(cfg)
     initial = None

@@ -49,6 +49,7 @@ __all__ = [
     "moco_v1_augmentation",
     "moco_v2_augmentation",
     "stratified_split",
+    "to_normalized_float",
 ]
 
 log = logging.getLogger("paperzoo.data")
@@ -402,7 +403,9 @@ def _is_int(text: str) -> bool:
 # -- MoCo augmentations ----------------------------------------------------------------------
 
 
-def _finish(mean: Sequence[float], std: Sequence[float]) -> list[Any]:
+def to_normalized_float(mean: Sequence[float], std: Sequence[float]) -> list[Any]:
+    """The closing ops of every augmentation here: uint8 -> float in [0, 1], normalise by
+    ``mean``/``std``, plain tensor out (a list, to splice into a ``v2.Compose``)."""
     return [
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(mean=list(mean), std=list(std)),
@@ -430,7 +433,7 @@ def moco_v1_augmentation(
             v2.RandomGrayscale(p=0.2),
             v2.ColorJitter(0.4, 0.4, 0.4, 0.4),
             v2.RandomHorizontalFlip(),
-            *_finish(mean, std),
+            *to_normalized_float(mean, std),
         ]
     )
 
@@ -467,7 +470,7 @@ def moco_v2_augmentation(
     if blur:
         kernel = min(2 * math.ceil(3 * 2.0) + 1, size - 1 if size % 2 == 0 else size)
         ops.append(v2.RandomApply([v2.GaussianBlur(kernel_size=kernel, sigma=(0.1, 2.0))], p=0.5))
-    ops += [v2.RandomHorizontalFlip(), *extra, *_finish(mean, std)]
+    ops += [v2.RandomHorizontalFlip(), *extra, *to_normalized_float(mean, std)]
     return v2.Compose(ops)
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "init_distributed",
     "is_dist",
     "is_main",
+    "per_process_batch",
 ]
 
 
@@ -67,6 +68,22 @@ def get_local_rank() -> int:
 
 def is_main() -> bool:
     return get_rank() == 0
+
+
+def per_process_batch(global_batch: int, per_process: int, world_size: int) -> int:
+    """The recipes' batch rule: ``per_process`` when > 0, else ``global_batch / world_size``.
+
+    A global batch that does not split evenly over the processes is an error (a silently
+    smaller batch would change the recipe), naming the setting to use instead.
+    """
+    if per_process > 0:
+        return per_process
+    if global_batch % world_size:
+        raise ValueError(
+            f"global_batch_size {global_batch} is not divisible by {world_size} processes; "
+            "set data.batch_size (per process) explicitly"
+        )
+    return global_batch // world_size
 
 
 def _pick_device(device: str, local_rank: int) -> torch.device:
