@@ -106,3 +106,75 @@ def test_param_groups_hook_and_bias_norm_exclusion():
     assert isinstance(opt, torch.optim.AdamW)
     with pytest.raises(ValueError, match="no trainable parameters"):
         build_optimizer(nn.Linear(2, 2).requires_grad_(False), cfg, lr=1.0)
+
+
+class _TinyViT(nn.Module):
+    """The parameter layout of a timm / MAE ViT, at toy size."""
+
+    def __init__(self, depth: int = 3) -> None:
+        super().__init__()
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, 4))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 5, 4))
+        self.patch_embed = nn.Conv2d(1, 4, 2, 2)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(4), nn.Linear(4, 4)) for _ in range(depth)
+        )
+        self.fc_norm = nn.LayerNorm(4)
+        self.head = nn.Linear(4, 10)
+
+    def no_weight_decay(self) -> set[str]:
+        return {"pos_embed", "cls_token"}
+
+
+def test_layer_decay_groups_follow_the_vit_layers():
+    from paperzoo.train.optim import layer_decay_param_groups, vit_layer_id
+
+    model = _TinyViT(depth=3)
+    groups = layer_decay_param_groups(model, weight_decay=0.05, layer_decay=0.5)
+    scale = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    wd = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    ids = sorted(id(p) for g in groups for p in g["params"])
+    assert ids == sorted(id(p) for p in model.parameters())  # each parameter exactly once
+    # 3 blocks: stem 0.5**4, block i 0.5**(3 - i), head 1.
+    assert scale[id(model.cls_token)] == scale[id(model.patch_embed.weight)] == 0.5**4
+    assert [scale[id(b[1].weight)] for b in model.blocks] == [0.5**3, 0.5**2, 0.5]
+    assert scale[id(model.head.weight)] == scale[id(model.fc_norm.weight)] == 1.0
+    assert wd[id(model.blocks[0][1].weight)] == 0.05 and wd[id(model.head.weight)] == 0.05
+    assert wd[id(model.blocks[0][1].bias)] == wd[id(model.blocks[0][0].weight)] == 0.0
+    assert wd[id(model.pos_embed)] == wd[id(model.cls_token)] == 0.0  # no_weight_decay()
+    assert wd[id(model.patch_embed.weight)] == 0.05
+    assert vit_layer_id("blocks.11.attn.qkv.weight", 12) == 12 and vit_layer_id("norm.w", 12) == 13
+
+
+def test_layer_decay_reaches_the_optimizer_and_custom_layer_ids():
+    from paperzoo.train.optim import layer_decay_param_groups
+
+    model = _TinyViT(depth=2)
+    model.blocks[0].requires_grad_(False)  # frozen parameters are left out
+
+    class Method(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def param_groups(self):
+            return layer_decay_param_groups(self.model, weight_decay=0.1, layer_decay=0.75)
+
+    opt = build_optimizer(Method(), OptimConfig(name="adamw", lr=2.0), lr=2.0)
+    lrs = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert id(model.blocks[0][1].weight) not in lrs
+    assert lrs[id(model.blocks[1][1].weight)] == pytest.approx(2.0 * 0.75)
+    assert lrs[id(model.patch_embed.weight)] == pytest.approx(2.0 * 0.75**3)
+    assert lrs[id(model.head.weight)] == pytest.approx(2.0)
+    # A rule of one's own: everything but the head is layer 1 of 1.
+    groups = layer_decay_param_groups(
+        model, weight_decay=0.0, layer_decay=0.5, num_layers=1,
+        layer_id=lambda name: 2 if name.startswith("head") else 1, no_weight_decay=(),
+    )  # fmt: skip
+    scale = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    assert scale[id(model.head.weight)] == 1.0 and scale[id(model.cls_token)] == 0.5
+    with pytest.raises(ValueError, match=r"outside 0\.\.2"):
+        layer_decay_param_groups(model, weight_decay=0.0, layer_decay=0.5, num_layers=1,
+                                 layer_id=lambda name: 5)  # fmt: skip
+    with pytest.raises(ValueError, match="num_layers="):
+        layer_decay_param_groups(nn.Linear(2, 2), weight_decay=0.0, layer_decay=0.5)

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from paperzoo.hiera.model import Hiera, HieraBlock, model_configs, undo_windowing
+from paperzoo.train.optim import layer_decay_param_groups as shared_layer_decay_param_groups
 
 __all__ = [
     "HieraClassifier",
@@ -279,30 +280,13 @@ def layer_decay_param_groups(
 
     Layer 0 is the patch embedding and position embeddings, block ``i`` is layer ``i + 1``, and
     the final norm and head are layer ``depth + 1`` (scale 1). Biases, norm weights and
-    position embeddings get no weight decay.
+    position embeddings get no weight decay. The ViT rule of
+    :func:`paperzoo.train.optim.layer_decay_param_groups`, which Hiera's names follow.
     """
-    depth = len(model.blocks)
-    no_decay_names = model.no_weight_decay()
-    groups: dict[tuple[int, bool], dict[str, Any]] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        if name.startswith(("patch_embed.", "pos_embed")):
-            layer = 0
-        elif name.startswith("blocks."):
-            layer = int(name.split(".")[1]) + 1
-        else:
-            layer = depth + 1
-        decay = p.ndim > 1 and name not in no_decay_names
-        key = (layer, decay)
-        if key not in groups:
-            groups[key] = {
-                "params": [],
-                "weight_decay": weight_decay if decay else 0.0,
-                "lr_scale": layer_decay ** (depth + 1 - layer),
-            }
-        groups[key]["params"].append(p)
-    return list(groups.values())
+    return shared_layer_decay_param_groups(
+        model, weight_decay=weight_decay, layer_decay=layer_decay,
+        no_weight_decay=model.no_weight_decay(),
+    )  # fmt: skip
 
 
 class HieraClassifier(nn.Module):

@@ -12,12 +12,16 @@
   ``min_lr``, step decay by ``gamma`` at fractions of the run, or constant.
 - Linear scaling: the peak lr is ``cfg.lr * global_batch / cfg.base_batch`` when ``base_batch > 0``
   (Goyal et al., arXiv:1706.02677).
+- Layer-wise lr decay (BEiT, arXiv:2106.08254; MAE fine-tuning, facebookresearch/mae
+  ``util/lr_decay.py``): :func:`layer_decay_param_groups` gives each parameter group an
+  ``lr_scale`` of ``layer_decay ** (num_layers + 1 - layer_id)``, which ``build_optimizer``
+  applies to the recipe's lr.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -25,7 +29,15 @@ from torch import nn
 
 from paperzoo.core.config import OptimConfig
 
-__all__ = ["LARS", "build_optimizer", "build_scheduler", "lr_factor", "scaled_lr"]
+__all__ = [
+    "LARS",
+    "build_optimizer",
+    "build_scheduler",
+    "layer_decay_param_groups",
+    "lr_factor",
+    "scaled_lr",
+    "vit_layer_id",
+]
 
 
 class LARS(torch.optim.Optimizer):
@@ -206,3 +218,79 @@ def build_scheduler(
         return lr_factor(step, cfg, max_steps, warmup_steps, peak_lr)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# -- layer-wise learning-rate decay -----------------------------------------------------------
+
+# Parameters of the stem: the patch embedding, position embeddings and class/register tokens.
+_STEM_PREFIXES = ("patch_embed", "pos_embed", "cls_token", "dist_token", "reg_token")
+
+
+def vit_layer_id(name: str, num_layers: int) -> int:
+    """The layer of parameter ``name`` in a ViT-style model (MAE ``get_layer_id_for_vit``).
+
+    The stem (``patch_embed.*``, ``pos_embed*``, ``cls_token``, ...) is layer 0, ``blocks.i.*``
+    is layer ``i + 1``, and everything else (final norm, head) is layer ``num_layers + 1``.
+    """
+    if name.startswith(_STEM_PREFIXES):
+        return 0
+    if name.startswith("blocks."):
+        return int(name.split(".")[1]) + 1
+    return num_layers + 1
+
+
+def layer_decay_param_groups(
+    model: nn.Module,
+    *,
+    weight_decay: float,
+    layer_decay: float,
+    num_layers: int | None = None,
+    layer_id: Callable[[str], int] | None = None,
+    no_weight_decay: Iterable[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Optimizer groups with layer-wise lr decay, for ``model.param_groups()`` of a method.
+
+    Each trainable parameter gets ``lr_scale = layer_decay ** (num_layers + 1 - layer)``, so
+    the head (layer ``num_layers + 1``) trains at the recipe's lr and the stem (layer 0) at
+    ``layer_decay ** (num_layers + 1)`` of it. ``layer_id(name) -> int`` gives the layer of a
+    parameter name; by default :func:`vit_layer_id` with ``num_layers`` (default
+    ``len(model.blocks)``). Parameters with ``ndim <= 1`` (biases, norm weights) and those
+    named in ``no_weight_decay`` (default ``model.no_weight_decay()`` when the model has it,
+    as timm models do) get no weight decay. Groups are keyed by (layer, decay) in parameter
+    order; each dict has ``params``, ``weight_decay`` and ``lr_scale``.
+    """
+    if num_layers is None:
+        blocks = getattr(model, "blocks", None)
+        if blocks is None:
+            raise ValueError(
+                f"{type(model).__name__} has no .blocks: pass num_layers= (and layer_id= if its "
+                "parameter names do not follow the ViT layout)"
+            )
+        num_layers = len(blocks)
+    if layer_id is None:
+        depth = num_layers
+
+        def layer_id(name: str) -> int:
+            return vit_layer_id(name, depth)
+
+    if no_weight_decay is None:
+        fn = getattr(model, "no_weight_decay", None)
+        no_weight_decay = fn() if callable(fn) else ()
+    skip = set(no_weight_decay)
+    groups: dict[tuple[int, bool], dict[str, Any]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        layer = layer_id(name)
+        if not 0 <= layer <= num_layers + 1:
+            raise ValueError(f"layer_id({name!r}) = {layer}, outside 0..{num_layers + 1}")
+        decay = p.ndim > 1 and name not in skip
+        key = (layer, decay)
+        if key not in groups:
+            groups[key] = {
+                "params": [],
+                "weight_decay": weight_decay if decay else 0.0,
+                "lr_scale": layer_decay ** (num_layers + 1 - layer),
+            }
+        groups[key]["params"].append(p)
+    return list(groups.values())
