@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -12,6 +13,13 @@ from paperzoo.kernels import (
     LinearAngularAttention,
     linear_angular_attention,
     linear_angular_attention_reference,
+)
+from paperzoo.kernels.castling import (
+    castle,
+    masked_softmax_attention,
+    set_sparse_threshold,
+    sparse_mass,
+    sparse_threshold_schedule,
 )
 
 
@@ -102,3 +110,83 @@ def test_gradients_are_exact():
 def test_bad_width_is_refused():
     with pytest.raises(ValueError, match="divisible"):
         LinearAngularAttention(30, num_heads=4)
+
+
+# -- the auxiliary branch: schedule to an exactly-zero mask, and castling --------------------
+
+
+def test_schedule_starts_at_the_official_threshold_and_reaches_exactly_one():
+    assert sparse_threshold_schedule(0.0) == 0.02
+    values = [sparse_threshold_schedule(i / 100) for i in range(101)]
+    assert all(b >= a for a, b in itertools.pairwise(values))  # monotone
+    assert 0.02 < sparse_threshold_schedule(0.4) < 1.0
+    assert sparse_threshold_schedule(0.75) == 1.0 and sparse_threshold_schedule(1.0) == 1.0
+    assert sparse_threshold_schedule(0.1, begin=0.2, end=0.5) == 0.02
+    with pytest.raises(ValueError, match="begin"):
+        sparse_threshold_schedule(0.5, begin=0.6, end=0.5)
+
+
+def test_mask_at_threshold_one_is_exactly_zero_even_when_softmax_saturates():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 40, 8, generator=g) for _ in range(3))
+    q_hot = q * 1e4  # logits so large that rows of the softmax are exactly one-hot (1.0)
+    weights = (q_hot @ k.transpose(-2, -1)).softmax(-1)
+    assert (weights == 1.0).any()
+    for query in (q, q_hot):
+        out, mass = masked_softmax_attention(query, k, v, scale=8**-0.5, threshold=1.0)
+        assert torch.count_nonzero(out) == 0 and mass.item() == 0.0
+    out, mass = masked_softmax_attention(q, k, v, scale=8**-0.5, threshold=0.02)
+    assert torch.count_nonzero(out) > 0 and 0.0 < mass.item() <= 1.0
+
+
+def test_castling_changes_nothing_once_the_mask_is_zero():
+    torch.manual_seed(0)
+    block = LinearAngularAttention(32, num_heads=4, sparse_reg=True).double()
+    x = torch.randn(2, 30, 32, dtype=torch.float64)
+    with_branch = block(x)
+    linear = LinearAngularAttention(32, num_heads=4).double()
+    linear.load_state_dict(block.state_dict())  # the branch adds no parameters
+    assert not torch.allclose(with_branch, linear(x))  # at 0.02 the branch matters
+    assert set_sparse_threshold(block, 1.0) == 1
+    at_zero = block(x)
+    assert castle(block) == 1 and not block.sparse_reg
+    assert torch.equal(at_zero, block(x))  # bit for bit
+    assert torch.equal(block(x), linear(x))
+
+
+def test_sparse_mass_is_kept_in_training_only_and_has_a_gradient():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        LinearAngularAttention(16, num_heads=2, sparse_reg=True),
+        LinearAngularAttention(16, num_heads=2, sparse_reg=True),
+    )
+    x = torch.randn(2, 12, 16)
+    model.eval()
+    model(x)
+    assert sparse_mass(model) is None
+    model.train()
+    model(x)
+    mass = sparse_mass(model)
+    assert mass is not None and 0.0 < mass.item() <= 1.0
+    mass.backward()
+    assert model[0].qkv.weight.grad is not None and model[0].qkv.weight.grad.abs().sum() > 0
+    castle(model)
+    model(x)
+    assert sparse_mass(model) is None
+
+
+def test_pooled_keys_need_the_queries_own_values():
+    from paperzoo.kernels.castling import linear_angular_term
+
+    g = torch.Generator().manual_seed(0)
+    q, v_self = torch.randn(1, 2, 10, 4, generator=g), torch.randn(1, 2, 10, 4, generator=g)
+    k, v = torch.randn(1, 2, 5, 4, generator=g), torch.randn(1, 2, 5, 4, generator=g)
+    with pytest.raises(ValueError, match="v_self"):
+        linear_angular_term(q, k, v)
+    got = linear_angular_term(q, k, v, v_self=v_self)
+    qn, kn = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+    torch.testing.assert_close(got, 0.5 * v_self + (qn @ kn.transpose(-2, -1)) @ v / math.pi)
+    same = torch.randn(1, 2, 10, 4, generator=g)
+    torch.testing.assert_close(
+        linear_angular_term(q, q, same), linear_angular_term(q, q, same, same)
+    )
