@@ -258,3 +258,52 @@ def test_two_process_sync_key_head_equals_one_process_head_over_the_whole_batch(
     )
     for r in ranks:
         torch.testing.assert_close(r["queue"], single.model.queue, rtol=1e-5, atol=1e-6)
+
+
+def test_encode_in_chunks_returns_the_pooled_features_of_the_same_pass():
+    model = _tiny_moco()
+    x = torch.randn(8, 3, 16, 16)
+    expected = encode_in_chunks(model.encoder_q, x, 2)
+    out, pooled = encode_in_chunks(model.encoder_q, x, 2, return_features=True)
+    torch.testing.assert_close(out, expected)  # the projections do not change
+    per_group = torch.cat([resnet_pooled_features(model.encoder_q, c) for c in x.chunk(2)])
+    torch.testing.assert_close(pooled, per_group)
+    assert pooled.shape == (8, model.num_features)
+
+
+def test_contrast_hands_back_query_features_with_gradients():
+    model = _tiny_moco()
+    method = MoCoMethod(model, bn_splits=2)
+    im_q, im_k = torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)
+    features: list[torch.Tensor] = []
+    (logits,) = method.contrast([im_q], im_k, query_features=features)
+    assert len(features) == 1 and features[0].shape == (4, model.num_features)
+    features[0].sum().backward()  # the features are part of the query encoder's graph
+    assert model.encoder_q.conv1.weight.grad is not None
+    assert logits.shape == (4, 1 + model.queue_size)
+
+
+def test_an_encoder_that_pools_itself_runs_inside_moco():
+    """The hook of non-torchvision backbones: ``forward_features`` replaces the ResNet walk."""
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, num_classes: int) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv3d(3, 6, 3, padding=1)
+            self.fc = torch.nn.Linear(6, num_classes)
+
+        def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x).mean(dim=(2, 3, 4))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.forward_features(x))
+
+    from paperzoo.mocov2.model import MoCo
+
+    torch.manual_seed(0)
+    model = MoCo(Pooled, dim=8, queue_size=16)
+    clip = torch.randn(2, 3, 4, 8, 8)
+    features = model.forward_features(clip)
+    torch.testing.assert_close(features, model.encoder_q.conv(clip).mean(dim=(2, 3, 4)))
+    out = MoCoMethod(model).training_step(([clip, clip.flip(2)], None), 0)
+    assert torch.isfinite(out["loss"])

@@ -38,12 +38,16 @@ official state-dict keys. Under DDP the two compose: the global batch is shuffle
 and each rank may split further. BN running statistics are then updated once per chunk (a DDP
 run keeps rank 0's, updated once per step); they are only used at evaluation time.
 
-Hooks for papers built on MoCo (asymsiam)
------------------------------------------
+Hooks for papers built on MoCo (asymsiam, taco)
+----------------------------------------------
 - :meth:`MoCoMethod.contrast` takes a *list* of query views (each encoded as its own batch,
   as the official asym-siam code does) and returns one logits tensor per view.
 - The keys may be a list of views: they are encoded together (one shuffled batch), and the
   key of an image is the L2-normalised mean of its views' projections (asymsiam's MeanEnc).
+- :meth:`MoCoMethod.contrast` can hand back the pooled backbone features of the query views
+  (``query_features=[]``), and any encoder with a ``forward_features`` method that pools
+  itself runs inside MoCo (:func:`~paperzoo.mocov2.model.resnet_pooled_features`): taco's
+  video backbones and transformation-prediction heads.
 - ``sync_key_head=True`` normalises the key projector's BatchNorm over the whole global batch
   (:class:`paperzoo.train.SyncBatchNorm` across processes; in one process, the projector sees
   all ``bn_splits`` groups at once) while the key backbone and the query encoder keep per-group
@@ -67,15 +71,23 @@ __all__ = ["MoCoMethod", "batch_shuffle", "batch_unshuffle", "encode_in_chunks"]
 
 
 def encode_in_chunks(
-    encoder: nn.Module, x: torch.Tensor, chunks: int, *, whole_batch_head: bool = False
-) -> torch.Tensor:
+    encoder: nn.Module,
+    x: torch.Tensor,
+    chunks: int,
+    *,
+    whole_batch_head: bool = False,
+    return_features: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """``encoder`` on ``chunks`` equal consecutive slices of ``x``, concatenated.
 
     Each slice gets its own BatchNorm statistics, as if it were on its own GPU.
     ``whole_batch_head``: only the backbone runs per slice; the projector (``encoder.fc``) runs
     once on the pooled features of all slices, so its BN sees the whole batch (with
     :class:`paperzoo.train.SyncBatchNorm` inside, the whole global batch).
-    (N, ...) -> (N, D); N must be divisible by ``chunks``.
+    (N, ...) -> (N, D); N must be divisible by ``chunks``. ``return_features=True`` also returns
+    the pooled backbone features (N, F) that went into the projector (for heads of one's own
+    on the same forward pass: paperzoo-taco's transformation heads); the projections are the
+    same as without it.
     """
     if chunks > 1 and x.shape[0] % chunks:
         raise ValueError(
@@ -83,9 +95,14 @@ def encode_in_chunks(
             "per-process batch size a multiple of moco.bn_splits"
         )
     parts = x.chunk(chunks) if chunks > 1 else (x,)
-    if whole_batch_head:
-        pooled = torch.cat([resnet_pooled_features(encoder, c) for c in parts], dim=0)
-        return encoder.fc(pooled)
+    if whole_batch_head or return_features:
+        pooled_parts = [resnet_pooled_features(encoder, c) for c in parts]
+        pooled = torch.cat(pooled_parts, dim=0)
+        if whole_batch_head:
+            out = encoder.fc(pooled)
+        else:  # the projector per slice too, as ``encoder(c)`` runs it
+            out = torch.cat([encoder.fc(p) for p in pooled_parts], dim=0)
+        return (out, pooled) if return_features else out
     if len(parts) == 1:
         return encoder(x)
     return torch.cat([encoder(c) for c in parts], dim=0)
@@ -164,6 +181,13 @@ class MoCoMethod(nn.Module):
         """L2-normalised queries (B, dim) of one view, in ``bn_splits`` BN groups."""
         return F.normalize(encode_in_chunks(self.model.encoder_q, im_q, self.bn_splits), dim=1)
 
+    def encode_queries_with_features(self, im_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`encode_queries` and the pooled backbone features (B, F) of the same pass."""
+        q, pooled = encode_in_chunks(
+            self.model.encoder_q, im_q, self.bn_splits, return_features=True
+        )
+        return F.normalize(q, dim=1), pooled
+
     @torch.no_grad()
     def encode_keys(self, im_k: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
         """L2-normalised keys (B, dim) of the key encoder, with shuffle-BN when enabled.
@@ -189,14 +213,25 @@ class MoCoMethod(nn.Module):
         self,
         queries: Sequence[torch.Tensor],
         keys: torch.Tensor | Sequence[torch.Tensor],
+        *,
+        query_features: list[torch.Tensor] | None = None,
     ) -> list[torch.Tensor]:
         """InfoNCE logits (B, 1 + K) of every query view against one key per image.
 
         Each query view is encoded as its own batch. Side effects, in the official order: the
         key encoder takes its momentum step before encoding the keys, and the keys of every
-        process are enqueued after the logits. Targets are all zeros.
+        process are enqueued after the logits. Targets are all zeros. When a list is passed as
+        ``query_features``, the pooled backbone features (B, F) of each query view are appended
+        to it (same forward pass, gradients attached): heads of one's own train on them.
         """
-        qs = [self.encode_queries(im) for im in queries]
+        if query_features is None:
+            qs = [self.encode_queries(im) for im in queries]
+        else:
+            qs = []
+            for im in queries:
+                q, pooled = self.encode_queries_with_features(im)
+                qs.append(q)
+                query_features.append(pooled)
         with torch.no_grad():
             self.model.momentum_update_key_encoder()
             k = self.encode_keys(keys)

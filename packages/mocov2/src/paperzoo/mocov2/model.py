@@ -117,7 +117,14 @@ def resnet_pooled_features(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Globally pooled features of a torchvision-style ResNet, i.e. the input of its ``fc``.
 
     (B, C, H, W) float -> (B, D), D = 2048 for ResNet-50, 512 for ResNet-18.
+
+    An encoder with a ``forward_features(x) -> (B, D)`` method pools itself and that method is
+    used instead: the hook by which other backbones (the video ResNets of paperzoo-taco, whose
+    input is (B, C, T, H, W)) run inside MoCo. Its ``forward`` must be ``fc(forward_features(x))``.
     """
+    forward_features = getattr(encoder, "forward_features", None)
+    if callable(forward_features):
+        return forward_features(x)
     x = encoder.maxpool(encoder.relu(encoder.bn1(encoder.conv1(x))))
     x = encoder.layer4(encoder.layer3(encoder.layer2(encoder.layer1(x))))
     return torch.flatten(encoder.avgpool(x), 1)
