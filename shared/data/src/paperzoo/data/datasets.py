@@ -8,6 +8,9 @@
   - :func:`read_ssv2`: Something-Something v2 ``labels.json`` + ``train/validation.json``;
   - :func:`read_ucf101_split`: UCF-101 ``trainlist0N.txt`` / ``testlist0N.txt`` + ``classInd.txt``;
   - :func:`read_hmdb51_split`: HMDB-51 ``<class>_test_split<N>.txt`` files (1 train, 2 test).
+  - :func:`read_audioset_csv`: AudioSet segment lists (``balanced_train_segments.csv``, ...) +
+    ``class_labels_indices.csv``, multi-label;
+  - :func:`read_vggsound_csv`: VGGSound's ``vggsound.csv`` (``ytid,start,label,split``).
 - :class:`CharadesFrameDataset`: SlowFast's Charades frame lists (JPEG frames, multi-label).
 - :class:`AVAKeyframeDataset`: AVA boxes CSV (``video,sec,x1,y1,x2,y2,action,person``) at
   keyframes, clips centred on them.
@@ -51,11 +54,13 @@ __all__ = [
     "VideoTextDataset",
     "kinetics_clip_datasets",
     "kinetics_lists",
+    "read_audioset_csv",
     "read_ava_boxes",
     "read_hmdb51_split",
     "read_kinetics_csv",
     "read_ssv2",
     "read_ucf101_split",
+    "read_vggsound_csv",
 ]
 
 log = logging.getLogger("paperzoo.data")
@@ -262,6 +267,127 @@ def read_hmdb51_split(
             if len(parts) == 2 and parts[1] == wanted:
                 records.append(VideoRecord(str(Path(video_root) / cls / parts[0]), label))
     return records, classes
+
+
+def _existing(
+    rows: Sequence[tuple[str, VideoRecord]], what: str, max_missing_fraction: float
+) -> list[VideoRecord]:
+    """The records whose file exists. Missing ones are counted and named in one log line; more
+    than ``max_missing_fraction`` of them is an error (the wrong folder or file pattern)."""
+    present = [rec for _, rec in rows if Path(rec.path).is_file()]
+    missing = [ytid for ytid, rec in rows if not Path(rec.path).is_file()]
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        message = f"{what}: {len(missing)} of {len(rows)} listed videos are not on disk ({shown})"
+        if len(missing) > max_missing_fraction * len(rows):
+            example = rows[0][1].path
+            raise FileNotFoundError(
+                f"{message}; that is more than max_missing_fraction={max_missing_fraction}. Is "
+                f"the video folder or the file-name pattern right? (the first would be {example!r})"
+            )
+        log.warning("%s; skipped", message)
+    return present
+
+
+def read_audioset_csv(
+    segments_csv: str | os.PathLike[str],
+    class_labels_csv: str | os.PathLike[str],
+    video_root: str | os.PathLike[str],
+    *,
+    file_name: str = "{ytid}_{start_ms}.mp4",
+    max_missing_fraction: float = 0.3,
+) -> tuple[list[VideoRecord], list[str]]:
+    """AudioSet: a segment list and the class index, as Google publishes them.
+
+    ``segments_csv`` (``balanced_train_segments.csv``, ``unbalanced_train_segments.csv``,
+    ``eval_segments.csv``): ``#`` comment lines, then ``YTID, start_seconds, end_seconds,
+    "/m/xxx,/m/yyy"``. ``class_labels_csv`` (``class_labels_indices.csv``): a header, then
+    ``index,mid,display_name``. Each record is multi-label (a list of class indices), with the
+    segment's bounds (``start_sec``/``end_sec`` relative to the downloaded clip: 0 and the
+    segment's length, since downloads hold only the 10 s segment) and ``extra["ytid"]``.
+
+    Downloaded files are found under ``video_root`` by ``file_name``, a format string with
+    ``ytid``, ``start_ms``, ``end_ms`` (integers) and ``start`` / ``end`` (floats). Videos missing
+    from disk are skipped and counted (YouTube takes videos down: a few percent is normal);
+    beyond ``max_missing_fraction`` it is an error. Returns ``(records, class display names)``.
+    """
+    index = _require_file(class_labels_csv, "AudioSet class index")
+    with open(index, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or [c.strip() for c in rows[0][:2]] != ["index", "mid"]:
+        raise ValueError(f"{index}: expected the header 'index,mid,display_name', got {rows[:1]}")
+    mids, names = {}, []
+    for row in rows[1:]:
+        if row:
+            mids[row[1].strip()] = int(row[0])
+            names.append(row[2].strip())
+    if sorted(mids.values()) != list(range(len(names))):
+        raise ValueError(f"{index}: class indices must be 0..{len(names) - 1}, each once")
+    segments = _require_file(segments_csv, "AudioSet segment list")
+    root = Path(video_root)
+    listed: list[tuple[str, VideoRecord]] = []
+    with open(segments, newline="") as f:
+        for lineno, row in enumerate(csv.reader(f, skipinitialspace=True), 1):
+            if not row or row[0].startswith("#"):
+                continue
+            if len(row) != 4:
+                raise ValueError(
+                    f"{segments}:{lineno}: expected 'YTID, start, end, \"labels\"', got {row}"
+                )
+            ytid, start, end = row[0].strip(), float(row[1]), float(row[2])
+            unknown = [m for m in row[3].split(",") if m.strip() not in mids]
+            if unknown:
+                raise ValueError(f"{segments}:{lineno}: labels {unknown} are not in {index}")
+            labels = sorted({mids[m.strip()] for m in row[3].split(",")})
+            name = file_name.format(
+                ytid=ytid, start=start, end=end, start_ms=round(start * 1000),
+                end_ms=round(end * 1000),
+            )  # fmt: skip
+            rec = VideoRecord(str(root / name), labels, 0.0, end - start, {"ytid": ytid})
+            listed.append((ytid, rec))
+    if not listed:
+        raise ValueError(f"AudioSet segment list {str(segments)!r} has no entries")
+    return _existing(listed, f"AudioSet {segments.name}", max_missing_fraction), names
+
+
+def read_vggsound_csv(
+    csv_path: str | os.PathLike[str],
+    video_root: str | os.PathLike[str],
+    split: str = "train",
+    *,
+    file_name: str = "{ytid}_{start:06d}.mp4",
+    max_missing_fraction: float = 0.3,
+) -> tuple[list[VideoRecord], list[str]]:
+    """VGGSound: ``vggsound.csv`` rows ``ytid,start_seconds,label,split`` (no header; ``split``
+    is ``train`` or ``test``). Classes are the sorted label names of the whole file (309 in the
+    release), so train and test share the indices. Files are ``video_root / file_name`` with
+    ``ytid`` and ``start`` (integer seconds): the official download's ``<ytid>_<start:06d>.mp4``.
+    Missing videos are skipped and counted as for AudioSet. Returns ``(records, classes)``."""
+    path = _require_file(csv_path, "VGGSound list")
+    with open(path, newline="") as f:
+        rows = [r for r in csv.reader(f) if r]
+    bad = [
+        i + 1 for i, r in enumerate(rows) if len(r) != 4 or r[3].strip() not in ("train", "test")
+    ]
+    if bad:
+        raise ValueError(f"{path}: lines {bad[:5]} are not 'ytid,start_seconds,label,train|test'")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    classes = sorted({r[2].strip() for r in rows})
+    ids = {name: i for i, name in enumerate(classes)}
+    root = Path(video_root)
+    listed = []
+    for ytid, start, label, row_split in (
+        (r[0].strip(), int(r[1]), r[2].strip(), r[3].strip()) for r in rows
+    ):
+        if row_split == split:
+            name = file_name.format(ytid=ytid, start=start)
+            listed.append((ytid, VideoRecord(str(root / name), ids[label], extra={"ytid": ytid})))
+    if not listed:
+        raise ValueError(f"{path} lists no {split!r} videos")
+    return _existing(listed, f"VGGSound {split}", max_missing_fraction), classes
 
 
 # -- the labelled video dataset --------------------------------------------------------------
