@@ -23,6 +23,7 @@ for name in ("knn", "linear_probe"):
     assert result["top1"] == 100.0, (name, result)
 assert create_metric("knn", k=1)(feats, labels, feats, labels)["top1"] == 100.0
 assert create_metric("retrieval")(torch.eye(4) + 0.1)["t2v_R@1"] == 100.0
+assert create_metric("mAP")(torch.eye(3), torch.eye(3).long())["mAP"] == 100.0
 print("ok")
 """
 

@@ -35,4 +35,13 @@ def paperzoo_metrics() -> list[MetricSpec]:
             ),
             tags=("eval", "retrieval"),
         ),
+        MetricSpec(
+            name="mAP",
+            factory="paperzoo.train.multilabel:multilabel_map_metric",
+            description=(
+                "AudioSet-style multi-label mAP: the mean over classes of the step-wise average "
+                "precision (scikit-learn's), classes without a positive left out and counted"
+            ),
+            tags=("eval", "multi-label", "audio"),
+        ),
     ]
