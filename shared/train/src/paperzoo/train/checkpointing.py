@@ -13,6 +13,14 @@ Layout (``format == "paperzoo.train/1"``)::
     model, optimizer, scheduler, scaler, ema   state dicts ({} when unused)
     rng                           one entry per rank (paperzoo.train.seeding.get_rng_state)
     method                        the method's class name (for error messages)
+
+A method with several optimizers (``optimizer_param_groups()``, e.g. a GAN) stores
+``optimizer``, ``scheduler`` and ``scaler`` as dicts keyed by optimizer name, plus::
+
+    optimizer_names               the names, e.g. ["discriminator", "generator"]
+    step_plan                     the step plan's description (its position follows from step)
+
+and ``ema`` holds the EMA of the method's ``ema_module()`` (e.g. the generator) when it has one.
 """
 
 from __future__ import annotations

@@ -118,14 +118,23 @@ def _split_bias_norm(group: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _param_groups(model: nn.Module, cfg: OptimConfig, lr: float) -> list[dict[str, Any]]:
+def _param_groups(
+    model: nn.Module,
+    cfg: OptimConfig,
+    lr: float,
+    given: Iterable[dict[str, Any]] | None = None,
+    source: str = "param_groups()",
+) -> list[dict[str, Any]]:
     custom = getattr(model, "param_groups", None)
-    if callable(custom):
-        raw = [dict(g) for g in custom()]
+    explicit = given is not None
+    if given is None and callable(custom):
+        given = custom()
+    if given is not None:
+        raw = [dict(g) for g in given]
         for g in raw:
             if "params" not in g:
                 raise ValueError(
-                    f"{type(model).__name__}.param_groups() must return dicts with a 'params' key"
+                    f"{type(model).__name__}.{source} must return dicts with a 'params' key"
                 )
             g["params"] = [p for p in g["params"] if p.requires_grad]
     else:
@@ -144,19 +153,30 @@ def _param_groups(model: nn.Module, cfg: OptimConfig, lr: float) -> list[dict[st
         for g in groups:
             g.pop("lars_exclude", None)
     if not any(g["params"] for g in groups):
+        what = f" in {source}" if explicit else ""
         raise ValueError(
-            f"{type(model).__name__} has no trainable parameters (all have requires_grad=False)"
+            f"{type(model).__name__} has no trainable parameters{what} (all have "
+            "requires_grad=False)"
         )
     return groups
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig, *, lr: float) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module,
+    cfg: OptimConfig,
+    *,
+    lr: float,
+    param_groups: Iterable[dict[str, Any]] | None = None,
+    source: str = "param_groups()",
+) -> torch.optim.Optimizer:
     """The optimizer ``cfg.name`` over ``model``'s trainable parameters with peak lr ``lr``.
 
-    Uses ``model.param_groups()`` when the method defines it (dicts with ``params`` and optional
-    ``lr``, ``lr_scale``, ``weight_decay``), else one group of every trainable parameter.
+    Uses ``param_groups`` when given (one entry of a method's ``optimizer_param_groups()``;
+    ``source`` names it in errors), else ``model.param_groups()`` when the method defines it
+    (dicts with ``params`` and optional ``lr``, ``lr_scale``, ``weight_decay``), else one group
+    of every trainable parameter.
     """
-    groups = _param_groups(model, cfg, lr)
+    groups = _param_groups(model, cfg, lr, param_groups, source)
     if cfg.name == "sgd":
         return torch.optim.SGD(
             groups,

@@ -7,11 +7,28 @@ A *method* is an ``nn.Module`` with::
     param_groups(self) -> list[dict]              # optional: custom optimizer groups
     trainable_module(self) -> nn.Module           # optional: what model.safetensors holds
     fsdp_modules(self) -> list[nn.Module]         # optional: FSDP2 units (e.g. the blocks)
+    ema_module(self) -> nn.Module                 # optional: what the EMA averages (default:
+                                                  # trainable_module())
 
 ``step`` is the 0-based index of the optimizer step being taken; ``on_after_optimizer_step``
 receives the same index once that step has been applied. Everything a method must carry across
 a resume has to live in its parameters or buffers (or ``get_extra_state``), because the
 checkpoint stores ``method.state_dict()``.
+
+A method with *several optimizers* (a GAN's generator and discriminator) opts in with::
+
+    optimizer_param_groups(self) -> dict[str, list[dict]]   # {"discriminator": [...], ...}
+    training_step(self, batch, step: int, optimizer: str) -> dict[str, Tensor]
+    on_after_optimizer_step(self, step: int, optimizer: str)  # optional
+
+and the Trainer then takes ``optim_cfg={name: OptimConfig}`` (each its own lr, betas, weight
+decay, schedule and warm-up), optional per-name ``clip_grad_norm`` and a ``step_plan``
+(:mod:`paperzoo.train.gan`; default ``GanStepPlan()`` for the names ``discriminator`` and
+``generator``) that picks the optimizer of each trainer step. ``training_step`` returns the
+loss of that optimizer; only that optimizer steps (the others' gradients are discarded), its
+scheduler counts its own steps, and the EMA (of ``ema_module()``, e.g. the generator) is
+updated only after steps of an optimizer that holds some of its parameters.
+``trainer.max_steps`` counts trainer steps, all optimizers together.
 
 The :class:`Trainer` owns the rest: the (distributed) sampler and DataLoader, the optimizer and
 per-step LR schedule, AMP, gradient accumulation and clipping, EMA, ``torch.compile``, DDP /
@@ -50,6 +67,7 @@ from paperzoo.train.checkpointing import (
     save_model_safetensors,
     save_training_checkpoint,
 )
+from paperzoo.train.gan import GanStepPlan, StepPlan
 from paperzoo.train.metrics_log import MetricsWriter, plot_loss_curve
 from paperzoo.train.optim import build_optimizer, build_scheduler, scaled_lr
 from paperzoo.train.sampling import ResumableDistributedSampler, SeededDataset
@@ -60,7 +78,7 @@ __all__ = ["TrainState", "Trainer"]
 
 @dataclass
 class TrainState:
-    """Where training stands. ``step`` counts optimizer steps done."""
+    """Where training stands. ``step`` counts trainer steps done (one optimizer step each)."""
 
     step: int = 0
     epoch: int = 0
@@ -81,8 +99,28 @@ class _StepAdapter(nn.Module):
         super().__init__()
         self.method = method
 
-    def forward(self, batch: Any, step: int) -> Any:
-        return self.method.training_step(batch, step)
+    def forward(self, batch: Any, step: int, optimizer: str | None = None) -> Any:
+        if optimizer is None:
+            return self.method.training_step(batch, step)
+        return self.method.training_step(batch, step, optimizer=optimizer)
+
+
+@dataclass
+class _OptimSlot:
+    """One optimizer with what belongs to it: schedule, grad scaler, clipping, its own counts."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    params: list[torch.Tensor]
+    peak_lr: float
+    warmup_steps: int
+    max_steps: int  # this optimizer's own steps in the run
+    clip_grad_norm: float
+    updates_ema: bool = True
+
+
+_SINGLE = "default"  # the key of a single-optimizer method's optimizer in ``Trainer.optimizers``
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
@@ -97,14 +135,14 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def _module_prefix(root: nn.Module, target: nn.Module) -> str:
+def _module_prefix(root: nn.Module, target: nn.Module, what: str = "trainable_module") -> str:
     if target is root:
         return ""
     for name, mod in root.named_modules():
         if mod is target:
             return name + "."
     raise ValueError(
-        f"{type(root).__name__}.trainable_module() returned a module that is not a submodule of it"
+        f"{type(root).__name__}.{what}() returned a module that is not a submodule of it"
     )
 
 
@@ -117,12 +155,22 @@ class Trainer:
             torch's) into the ``batch`` passed to ``training_step`` (moved to the device).
         ctx: the run's context; outputs go under ``ctx.out_dir``, ``ctx.resume`` resumes from the
             newest checkpoint in ``ctx.checkpoint_dir``.
-        trainer_cfg, optim_cfg: the recipe's sections.
+        trainer_cfg, optim_cfg: the recipe's sections; for a method with
+            ``optimizer_param_groups()``, ``optim_cfg`` maps each of its names to an
+            ``OptimConfig``.
         batch_size: per process and per micro-batch; the global batch is
             ``batch_size * world_size * grad_accum_steps``.
         seed: seeds data order, augmentation and the training RNG (offset per rank).
         eval_fn: optional ``fn(trainer) -> dict[str, float]``, called on every rank every
             ``trainer_cfg.eval_every`` steps and at the end; results are logged as ``eval/*``.
+        step_plan: several optimizers only: which one steps at each trainer step (default
+            ``GanStepPlan()`` when the names are ``discriminator`` and ``generator``).
+        clip_grad_norm: several optimizers only: per-name max gradient norm (0: no clipping);
+            names left out use ``trainer_cfg.clip_grad_norm``.
+
+    Metrics of a several-optimizer method are logged per optimizer as ``NAME/KEY`` (its
+    ``training_step`` outputs, averaged over its steps in the window) with ``NAME/lr``,
+    ``NAME/grad_norm`` and ``NAME/steps``.
     """
 
     def __init__(
@@ -131,7 +179,7 @@ class Trainer:
         train_dataset: Any,
         ctx: RunContext,
         trainer_cfg: TrainerConfig,
-        optim_cfg: OptimConfig,
+        optim_cfg: OptimConfig | Mapping[str, OptimConfig],
         *,
         batch_size: int,
         num_workers: int = 0,
@@ -139,6 +187,8 @@ class Trainer:
         seed: int = 0,
         drop_last: bool = True,
         eval_fn: Callable[[Trainer], Mapping[str, float]] | None = None,
+        step_plan: StepPlan | None = None,
+        clip_grad_norm: Mapping[str, float] | None = None,
     ) -> None:
         if not callable(getattr(method, "training_step", None)):
             raise TypeError(
@@ -161,6 +211,21 @@ class Trainer:
             raise ValueError(
                 "the training dataset is empty: check the data path / filters before training"
             )
+        named_groups = getattr(method, "optimizer_param_groups", None)
+        self.multi_optimizer = callable(named_groups)
+        if not self.multi_optimizer:
+            if isinstance(optim_cfg, Mapping):
+                raise TypeError(
+                    f"optim_cfg maps optimizer names {sorted(optim_cfg)} but "
+                    f"{type(method).__name__} has one optimizer (it defines no "
+                    "optimizer_param_groups()); pass a single OptimConfig"
+                )
+            if step_plan is not None or clip_grad_norm is not None:
+                raise TypeError(
+                    f"step_plan and clip_grad_norm= are for methods with several optimizers; "
+                    f"{type(method).__name__} defines no optimizer_param_groups() (use "
+                    "trainer.clip_grad_norm)"
+                )
         self.cfg = trainer_cfg
         self.optim_cfg = optim_cfg
         self.ctx = ctx
@@ -233,7 +298,9 @@ class Trainer:
             self._step_module: nn.Module = DistributedDataParallel(
                 adapter,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=trainer_cfg.find_unused_parameters,
+                # With several optimizers a step leaves some parameters without a gradient
+                # (the generator's on a discriminator step), which plain DDP rejects.
+                find_unused_parameters=trainer_cfg.find_unused_parameters or self.multi_optimizer,
             )
         elif self.strategy == "fsdp":
             self._step_module = self._apply_fsdp(adapter)
@@ -247,29 +314,60 @@ class Trainer:
             )
 
         # -- optimization ---------------------------------------------------------------------
-        self.peak_lr = scaled_lr(optim_cfg, self.global_batch)
-        self.optimizer = build_optimizer(self.model, optim_cfg, lr=self.peak_lr)
-        warmup = optim_cfg.warmup_steps or round(optim_cfg.warmup_epochs * self.steps_per_epoch)
-        self.warmup_steps = int(warmup)
-        self.scheduler = build_scheduler(
-            self.optimizer, optim_cfg, max_steps=self.max_steps, warmup_steps=self.warmup_steps,
-            peak_lr=self.peak_lr,
-        )  # fmt: skip
-        self.scaler = torch.amp.GradScaler(
-            self.device.type, enabled=self.amp_dtype == torch.float16
-        )
-        self._params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        self.step_plan: StepPlan | None = None
+        if self.multi_optimizer:
+            assert callable(named_groups)
+            self._slots = self._build_named_optimizers(
+                named_groups(), optim_cfg, step_plan, clip_grad_norm
+            )
+        else:
+            assert isinstance(optim_cfg, OptimConfig)
+            self.peak_lr = scaled_lr(optim_cfg, self.global_batch)
+            self.optimizer = build_optimizer(self.model, optim_cfg, lr=self.peak_lr)
+            warmup = optim_cfg.warmup_steps or round(optim_cfg.warmup_epochs * self.steps_per_epoch)
+            self.warmup_steps = int(warmup)
+            self.scheduler = build_scheduler(
+                self.optimizer, optim_cfg, max_steps=self.max_steps,
+                warmup_steps=self.warmup_steps, peak_lr=self.peak_lr,
+            )  # fmt: skip
+            self.scaler = torch.amp.GradScaler(
+                self.device.type, enabled=self.amp_dtype == torch.float16
+            )
+            self._params = [p for g in self.optimizer.param_groups for p in g["params"]]
+            self._slots = {
+                _SINGLE: _OptimSlot(
+                    self.optimizer,
+                    self.scheduler,
+                    self.scaler,
+                    self._params,
+                    self.peak_lr,
+                    self.warmup_steps,
+                    self.max_steps,
+                    trainer_cfg.clip_grad_norm,
+                )
+            }
+        # name -> optimizer / scheduler / grad scaler ({"default": ...} with one optimizer)
+        self.optimizers = {n: slot.optimizer for n, slot in self._slots.items()}
+        self.schedulers = {n: slot.scheduler for n, slot in self._slots.items()}
+        self.scalers = {n: slot.scaler for n, slot in self._slots.items()}
         self.ema: torch.optim.swa_utils.AveragedModel | None = None
         if trainer_cfg.ema_decay > 0:
             if self.strategy == "fsdp":
                 raise ValueError("trainer.ema_decay > 0 is not supported with strategy='fsdp'")
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+            target = self.ema_module()
+            if callable(getattr(self.model, "ema_module", None)):
+                _module_prefix(self.model, target, "ema_module")
             self.ema = AveragedModel(
-                self.trainable_module(),
+                target,
                 multi_avg_fn=get_ema_multi_avg_fn(trainer_cfg.ema_decay),
                 use_buffers=True,
             )
+            if self.multi_optimizer:  # average after the steps that change the EMA target only
+                averaged = {id(p) for p in target.parameters()}
+                for slot in self._slots.values():
+                    slot.updates_ema = any(id(p) in averaged for p in slot.params)
         self.state = TrainState(max_steps=self.max_steps, steps_per_epoch=self.steps_per_epoch)
 
     # -- configuration helpers -------------------------------------------------------------------
@@ -318,10 +416,90 @@ class Trainer:
         fully_shard(adapter, **kwargs)
         return adapter
 
+    def _build_named_optimizers(
+        self,
+        groups_by_name: Mapping[str, Any],
+        optim_cfg: OptimConfig | Mapping[str, OptimConfig],
+        step_plan: StepPlan | None,
+        clip_grad_norm: Mapping[str, float] | None,
+    ) -> dict[str, _OptimSlot]:
+        """One optimizer, schedule and grad scaler per name of ``optimizer_param_groups()``."""
+        method = type(self.model).__name__
+        if not isinstance(groups_by_name, Mapping) or not groups_by_name:
+            raise TypeError(
+                f"{method}.optimizer_param_groups() must return a non-empty dict "
+                "{name: [param group dicts]}"
+            )
+        names = sorted(groups_by_name)
+        if not isinstance(optim_cfg, Mapping):
+            raise TypeError(
+                f"{method}.optimizer_param_groups() names the optimizers {names}: pass optim_cfg "
+                "as a mapping {name: OptimConfig} with those names"
+            )
+        if sorted(optim_cfg) != names:
+            raise ValueError(
+                f"the optimizer configs are named {sorted(optim_cfg)} but "
+                f"{method}.optimizer_param_groups() names {names}; give one OptimConfig per name"
+            )
+        if step_plan is None:
+            if names != ["discriminator", "generator"]:
+                raise ValueError(
+                    f"{method} has the optimizers {names}: pass step_plan= (a "
+                    "paperzoo.train.gan.StepPlan) to say which one steps when"
+                )
+            step_plan = GanStepPlan()
+        if sorted(step_plan.names) != names:
+            raise ValueError(
+                f"the step plan {step_plan!r} steps the optimizers {sorted(step_plan.names)} but "
+                f"{method}.optimizer_param_groups() names {names}"
+            )
+        clip = dict(clip_grad_norm or {})
+        if unknown := sorted(set(clip) - set(names)):
+            raise ValueError(
+                f"clip_grad_norm names {unknown}, not optimizers of {method} (those are {names})"
+            )
+        self.step_plan = step_plan
+        slots: dict[str, _OptimSlot] = {}
+        owner: dict[int, str] = {}
+        for name in names:
+            cfg = optim_cfg[name]
+            peak = scaled_lr(cfg, self.global_batch)
+            optimizer = build_optimizer(
+                self.model, cfg, lr=peak, param_groups=groups_by_name[name],
+                source=f"optimizer_param_groups()[{name!r}]",
+            )  # fmt: skip
+            params = [p for g in optimizer.param_groups for p in g["params"]]
+            for p in params:
+                if owner.setdefault(id(p), name) != name:
+                    raise ValueError(
+                        f"{method}.optimizer_param_groups(): a parameter of shape "
+                        f"{tuple(p.shape)} is in both {owner[id(p)]!r} and {name!r}; each "
+                        "parameter belongs to one optimizer"
+                    )
+            # Each schedule runs over that optimizer's own steps (warm-up included).
+            own_steps = step_plan.steps_of(name, self.max_steps)
+            warmup = cfg.warmup_steps or round(
+                cfg.warmup_epochs * self.steps_per_epoch * own_steps / self.max_steps
+            )
+            scheduler = build_scheduler(
+                optimizer, cfg, max_steps=own_steps, warmup_steps=int(warmup), peak_lr=peak
+            )
+            scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+            slots[name] = _OptimSlot(
+                optimizer, scheduler, scaler, params, peak, int(warmup), own_steps,
+                float(clip.get(name, self.cfg.clip_grad_norm)),
+            )  # fmt: skip
+        return slots
+
     def trainable_module(self) -> nn.Module:
         """What ``model.safetensors`` holds: ``method.trainable_module()`` or the method."""
         fn = getattr(self.model, "trainable_module", None)
         return fn() if callable(fn) else self.model
+
+    def ema_module(self) -> nn.Module:
+        """What the EMA averages: ``method.ema_module()`` or :meth:`trainable_module`."""
+        fn = getattr(self.model, "ema_module", None)
+        return fn() if callable(fn) else self.trainable_module()
 
     # -- state dicts (full, also under FSDP) -----------------------------------------------------
 
@@ -336,7 +514,7 @@ class Trainer:
             return get_model_state_dict(self.model, options=opts)
         return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
 
-    def _optim_state(self) -> dict[str, Any]:
+    def _optim_state(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
         if self.strategy == "fsdp":
             from torch.distributed.checkpoint.state_dict import (
                 StateDictOptions,
@@ -344,8 +522,8 @@ class Trainer:
             )
 
             opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
-            return get_optimizer_state_dict(self.model, self.optimizer, options=opts)
-        return self.optimizer.state_dict()
+            return get_optimizer_state_dict(self.model, optimizer, options=opts)
+        return optimizer.state_dict()
 
     def _load_model_state(self, state: Mapping[str, Any], source: str) -> None:
         if self.strategy == "fsdp":
@@ -364,7 +542,7 @@ class Trainer:
             return
         load_state_dict_strict(self.model, state, source=source)
 
-    def _load_optim_state(self, state: Mapping[str, Any]) -> None:
+    def _load_optim_state(self, optimizer: torch.optim.Optimizer, state: Mapping[str, Any]) -> None:
         if self.strategy == "fsdp":
             from torch.distributed.checkpoint.state_dict import (
                 StateDictOptions,
@@ -373,12 +551,12 @@ class Trainer:
 
             set_optimizer_state_dict(
                 self.model,
-                self.optimizer,
+                optimizer,
                 dict(state),
                 options=StateDictOptions(full_state_dict=True),
             )
             return
-        self.optimizer.load_state_dict(state)
+        optimizer.load_state_dict(dict(state))
 
     # -- checkpoints -------------------------------------------------------------------------------
 
@@ -391,10 +569,30 @@ class Trainer:
         s = self.state
         rng = dist_utils.all_gather_object(get_rng_state())
         model_state = self._model_state()
-        optim_state = self._optim_state()
+        optim_states = {n: self._optim_state(slot.optimizer) for n, slot in self._slots.items()}
         path = checkpoint_path(self.ctx.checkpoint_dir, s.step)
         error: str | None = None
         if self.is_main:
+            optim_part: dict[str, Any]
+            if self.step_plan is None:
+                optim_part = {
+                    "optimizer": optim_states[_SINGLE],
+                    "scheduler": self.scheduler.state_dict(),
+                    "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+                }
+            else:
+                # Per optimizer name. The plan's position is a function of the step; its
+                # description is kept to warn when a resume changes it.
+                optim_part = {
+                    "optimizer_names": list(self._slots),
+                    "step_plan": self.step_plan.describe(),
+                    "optimizer": optim_states,
+                    "scheduler": {n: v.scheduler.state_dict() for n, v in self._slots.items()},
+                    "scaler": {
+                        n: v.scaler.state_dict() if v.scaler.is_enabled() else {}
+                        for n, v in self._slots.items()
+                    },
+                }
             payload = {
                 "format": CHECKPOINT_FORMAT,
                 "step": s.step,
@@ -405,9 +603,7 @@ class Trainer:
                 "seed": self.seed,
                 "method": type(self.model).__name__,
                 "model": model_state,
-                "optimizer": optim_state,
-                "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+                **optim_part,
                 "ema": self.ema.state_dict() if self.ema is not None else {},
                 "rng": rng,
             }
@@ -428,10 +624,7 @@ class Trainer:
         self._load_model_state(
             payload["model"], source=f"checkpoint {path} ({payload.get('method')})"
         )
-        self._load_optim_state(payload["optimizer"])
-        self.scheduler.load_state_dict(payload["scheduler"])
-        if self.scaler.is_enabled() and payload["scaler"]:
-            self.scaler.load_state_dict(payload["scaler"])
+        self._load_optim_states(payload, path)
         if self.ema is not None:
             if not payload["ema"]:
                 raise CheckpointMismatchError(
@@ -458,6 +651,37 @@ class Trainer:
         if not exact:
             self.state.epoch += 1
         self.state.resumed_from = str(path)
+
+    def _load_optim_states(self, payload: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+        names = payload.get("optimizer_names")
+        if self.step_plan is None:
+            if names is not None:
+                raise CheckpointMismatchError(
+                    f"{path} was written by a method with the optimizers {list(names)}, but "
+                    f"{type(self.model).__name__} has one optimizer"
+                )
+            self._load_optim_state(self.optimizer, payload["optimizer"])
+            self.scheduler.load_state_dict(payload["scheduler"])
+            if self.scaler.is_enabled() and payload["scaler"]:
+                self.scaler.load_state_dict(payload["scaler"])
+            return
+        if names is None or sorted(names) != sorted(self._slots):
+            found = "one optimizer" if names is None else f"the optimizers {sorted(names)}"
+            raise CheckpointMismatchError(
+                f"{path} was written by a method with {found}, but "
+                f"{type(self.model).__name__} has the optimizers {sorted(self._slots)}"
+            )
+        for name, slot in self._slots.items():
+            self._load_optim_state(slot.optimizer, payload["optimizer"][name])
+            slot.scheduler.load_state_dict(payload["scheduler"][name])
+            if slot.scaler.is_enabled() and payload["scaler"][name]:
+                slot.scaler.load_state_dict(payload["scaler"][name])
+        if payload.get("step_plan") != self.step_plan.describe():
+            warnings.warn(
+                f"{path} was trained with the step plan {payload.get('step_plan')}, resuming "
+                f"with {self.step_plan.describe()}: the run differs from either plan alone",
+                stacklevel=3,
+            )
 
     def _resume_if_asked(self) -> bool:
         if not self.ctx.resume:
@@ -531,8 +755,11 @@ class Trainer:
         bar = self._progress_bar()
         self.model.train()
         accum = cfg.grad_accum_steps
+        plan = self.step_plan
         sums: dict[str, torch.Tensor] = {}
-        count = 0
+        counts: dict[str, int] = {}  # micro-batches summed, per key prefix ("" with one optimizer)
+        lrs: dict[str, float] = {}
+        grad_norms: dict[str, torch.Tensor] = {}
         bad = torch.zeros((), dtype=torch.bool, device=self.device)
         # samples/s covers training only: time spent in eval_fn and checkpoints is subtracted.
         window_start, window_samples, paused = time.perf_counter(), 0, 0.0
@@ -541,31 +768,46 @@ class Trainer:
         try:
             while s.step < self.max_steps:
                 step = s.step
+                name = plan.optimizer_at(step) if plan is not None else None
+                slot = self._slots[_SINGLE if name is None else name]
+                prefix = "" if name is None else name + "/"
                 for micro in range(accum):
                     batch = _to_device(next(batches), self.device)
                     with self._no_sync(micro == accum - 1), self._autocast():
-                        out = self._step_module(batch, step)
+                        if name is None:
+                            out = self._step_module(batch, step)
+                        else:
+                            out = self._step_module(batch, step, name)
                     loss = self._check_output(out, step)
-                    self.scaler.scale(loss / accum).backward()
+                    slot.scaler.scale(loss / accum).backward()
                     bad |= ~torch.isfinite(loss.detach())
                     for key, value in out.items():
                         if isinstance(value, torch.Tensor) and value.numel() == 1:
                             v = value.detach().float().reshape(())
+                            key = prefix + key
                             sums[key] = sums[key] + v if key in sums else v
-                    count += 1
-                grad_norm = None
-                if cfg.clip_grad_norm > 0:
-                    self.scaler.unscale_(self.optimizer)
-                    grad_norm = torch.nn.utils.clip_grad_norm_(self._params, cfg.clip_grad_norm)
-                lr = self.optimizer.param_groups[0]["lr"]
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scheduler.step()
+                    counts[prefix] = counts.get(prefix, 0) + 1
+                if slot.clip_grad_norm > 0:
+                    slot.scaler.unscale_(slot.optimizer)
+                    grad_norms[prefix] = torch.nn.utils.clip_grad_norm_(
+                        slot.params, slot.clip_grad_norm
+                    )
+                lrs[prefix] = slot.optimizer.param_groups[0]["lr"]
+                slot.scaler.step(slot.optimizer)
+                slot.scaler.update()
+                if name is None:
+                    slot.optimizer.zero_grad(set_to_none=True)
+                else:  # discard what the step's backward left in the other optimizers' grads
+                    for other in self._slots.values():
+                        other.optimizer.zero_grad(set_to_none=True)
+                slot.scheduler.step()
                 if callable(on_after):
-                    on_after(step)
-                if self.ema is not None:
-                    self.ema.update_parameters(self.trainable_module())
+                    if name is None:
+                        on_after(step)
+                    else:
+                        on_after(step, optimizer=name)
+                if self.ema is not None and slot.updates_ema:
+                    self.ema.update_parameters(self.ema_module())
                 s.step += 1
                 window_samples += self.global_batch
                 if bar is not None:
@@ -574,12 +816,14 @@ class Trainer:
                 if s.step % max(1, cfg.log_every) == 0 or last:
                     self._raise_if_nonfinite(bad)
                     elapsed = time.perf_counter() - window_start - paused
-                    record = self._log_record(sums, count, lr, grad_norm, elapsed, window_samples)
+                    record = self._log_record(
+                        sums, counts, lrs, grad_norms, elapsed, window_samples
+                    )
                     s.metrics = {k: v for k, v in record.items() if k != "step"}
                     if writer is not None:
                         writer.write(record)
                     self._report(bar, record)
-                    sums, count = {}, 0
+                    sums, counts, lrs, grad_norms = {}, {}, {}, {}
                     window_start, window_samples, paused = time.perf_counter(), 0, 0.0
                 if self.eval_fn is not None and (
                     (cfg.eval_every > 0 and s.step % cfg.eval_every == 0) or last
@@ -627,21 +871,34 @@ class Trainer:
     def _log_record(
         self,
         sums: Mapping[str, torch.Tensor],
-        count: int,
-        lr: float,
-        grad_norm: torch.Tensor | None,
+        counts: Mapping[str, int],
+        lrs: Mapping[str, float],
+        grad_norms: Mapping[str, torch.Tensor],
         elapsed: float,
         window_samples: int,
     ) -> dict[str, Any]:
+        """One metrics.jsonl line; keys of optimizer ``NAME`` (several optimizers) are ``NAME/*``."""
         keys = sorted(sums)
         values: list[float] = []
         if keys:
-            stacked = torch.stack([sums[k] for k in keys]) / max(1, count)
+            if self.step_plan is None:
+                stacked = torch.stack([sums[k] for k in keys]) / max(1, counts.get("", 0))
+            else:
+                divisors = [max(1, counts[k.split("/", 1)[0] + "/"]) for k in keys]
+                stacked = torch.stack([sums[k] for k in keys]) / torch.tensor(
+                    divisors, dtype=torch.float32, device=self.device
+                )
             values = dist_utils.all_reduce_mean(stacked).tolist()
-        record: dict[str, Any] = {"step": self.state.step, "epoch": self.state.epoch, "lr": lr}
+        record: dict[str, Any] = {"step": self.state.step, "epoch": self.state.epoch}
+        if self.step_plan is None:
+            record["lr"] = lrs[""]
+        else:
+            for prefix in sorted(lrs):
+                record[prefix + "lr"] = lrs[prefix]
+                record[prefix + "steps"] = counts[prefix] // self.cfg.grad_accum_steps
         record.update(zip(keys, values))
-        if grad_norm is not None:
-            record["grad_norm"] = float(grad_norm)
+        for prefix in sorted(grad_norms):
+            record[prefix + "grad_norm"] = float(grad_norms[prefix])
         record["samples_per_sec"] = window_samples / max(elapsed, 1e-9)
         return record
 
@@ -673,12 +930,14 @@ class Trainer:
         if not self.is_main or not self._progress:
             return
         if bar is not None:
-            bar.set_postfix(
-                loss=f"{record.get('loss', float('nan')):.4g}",
-                lr=f"{record['lr']:.3g}",
-                img_s=f"{record['samples_per_sec']:.0f}",
-                refresh=False,
-            )
+            if self.step_plan is None:
+                shown = {
+                    "loss": f"{record.get('loss', float('nan')):.4g}",
+                    "lr": f"{record['lr']:.3g}",
+                }
+            else:
+                shown = {k: f"{v:.4g}" for k, v in record.items() if k.endswith("/loss")}
+            bar.set_postfix(**shown, img_s=f"{record['samples_per_sec']:.0f}", refresh=False)
             return
         # Not a TTY (CI, a log file): one plain line per log step instead of a bar.
         done = self.state.step
@@ -689,8 +948,9 @@ class Trainer:
             for k, v in record.items()
             if k not in ("step", "epoch", "lr", "samples_per_sec")
         )
+        lr = f" lr {record['lr']:.4g}" if "lr" in record else ""
         print(
-            f"step {done}/{self.max_steps} epoch {record['epoch']} lr {record['lr']:.4g} {extras} "
+            f"step {done}/{self.max_steps} epoch {record['epoch']}{lr} {extras} "
             f"{record['samples_per_sec']:.0f} samples/s eta {eta:.0f}s",
             file=sys.stderr,
             flush=True,
