@@ -56,7 +56,7 @@ def test_missing_videos_are_skipped_and_counted_until_too_many(tmp_path, caplog)
 
 def test_audioset_bad_lists_are_clear_errors(tmp_path):
     segments, index, videos = _audioset(tmp_path)
-    segments.write_text(SEGMENTS.replace("/m/0ytgt\"", "/m/unknown\""))
+    segments.write_text(SEGMENTS.replace('/m/0ytgt"', '/m/unknown"'))
     with pytest.raises(ValueError, match=r"labels \['/m/unknown'\]"):
         read_audioset_csv(segments, index, videos)
     index.write_text("mid,name\n/m/1,a\n")
