@@ -150,3 +150,16 @@ def test_embeddings_are_unit_norm_and_text_padding_is_ignored(model):
     ids2[0, -2:] = 7  # under the padding mask
     again = model(clips, ids2, mask)
     torch.testing.assert_close(again["text"]["feature"][0], out["text"]["feature"][0])
+
+
+def test_the_recipe_text_lr_scale_reaches_the_optimizer_groups(model):
+    from paperzoo.hit.recipes import tiny_config
+    from paperzoo.hit.reproduce import build_method
+
+    cfg = tiny_config()
+    cfg.text.lr_scale = 0.1
+    groups = build_method(cfg, model).param_groups()
+    text = {id(p) for p in model.text_q.encoder.parameters()}  # the BERT tower
+    scaled = [g for g in groups if g.get("lr_scale") == 0.1]
+    assert len(scaled) == 1 and {id(p) for p in scaled[0]["params"]} == text
+    assert all(id(p) not in text for g in groups if g is not scaled[0] for p in g["params"])

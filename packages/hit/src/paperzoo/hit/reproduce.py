@@ -237,6 +237,14 @@ def _queue_false_negative(model: HiT, train_labels: torch.Tensor) -> float:
 # -- the run -----------------------------------------------------------------------------------
 
 
+def build_method(cfg: Any, model: Any) -> HiTMethod:
+    """The training method of ``cfg``: its levels, queues, and the text tower's lr scale."""
+    return HiTMethod(
+        model, levels=cfg.hit.levels, momentum_queues=cfg.hit.momentum_queues,
+        text_lr_scale=cfg.text.lr_scale,
+    )  # fmt: skip
+
+
 def run(cfg: HiTRecipeConfig, ctx: RunContext) -> RunResult:
     """Train HiT as ``cfg`` says, then evaluate retrieval; see the module docstring."""
     if cfg.torch_threads > 0:
@@ -258,7 +266,7 @@ def run(cfg: HiTRecipeConfig, ctx: RunContext) -> RunResult:
             f"hit.queue_size {cfg.hit.queue_size} is not a multiple of the global batch "
             f"{batch * ctx.world_size} (MoCo's requirement)"
         )
-    method = HiTMethod(model, levels=cfg.hit.levels, momentum_queues=cfg.hit.momentum_queues)
+    method = build_method(cfg, model)
     trainer = Trainer(
         method, train, ctx, cfg.trainer, cfg.optim, batch_size=batch,
         num_workers=cfg.data.num_workers, seed=cfg.seed, drop_last=True, collate_fn=collate,
