@@ -563,3 +563,17 @@ def test_fp16_has_one_grad_scaler_per_optimizer(tmp_path):
     ckpt = torch.load(tmp_path / "checkpoints" / "step_0000004.pt", weights_only=True)
     assert set(ckpt["scaler"]) == {"discriminator", "generator"}
     assert all(ckpt["scaler"][n]["scale"] > 0 for n in ckpt["scaler"])
+
+
+def test_loss_curve_plots_each_optimizers_loss(tmp_path):
+    from paperzoo.train.metrics_log import _loss_series, read_metrics
+
+    trainer, _ = _recorded_run(tmp_path, GanStepPlan(d_steps_per_g=2, d_warmup_steps=1))
+    records = read_metrics(trainer.out_dir / "metrics.jsonl")
+    series = _loss_series(records)
+    assert sorted(series) == ["discriminator/loss", "generator/loss"]
+    for key, (steps, values) in series.items():
+        assert steps == [r["step"] for r in records if key in r]
+        assert values == [r[key] for r in records if key in r]
+    png = (trainer.out_dir / "loss.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000

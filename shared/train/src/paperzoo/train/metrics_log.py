@@ -72,28 +72,52 @@ class MetricsWriter:
             self._tb = None
 
 
+def _loss_series(records: list[dict]) -> dict[str, tuple[list, list]]:
+    """``{"loss": (steps, values)}``, or for a several-optimizer run one ``NAME/loss`` series each."""
+    keys = (
+        ["loss"]
+        if any("loss" in r for r in records)
+        else sorted({k for r in records for k in r if k.endswith("/loss")})
+    )
+    series = {}
+    for key in keys:
+        rows = [r for r in records if isinstance(r.get(key), (int, float))]
+        if rows:
+            series[key] = ([r["step"] for r in rows], [r[key] for r in rows])
+    return series
+
+
 def plot_loss_curve(
     metrics_path: str | os.PathLike[str], png_path: str | os.PathLike[str]
 ) -> Path | None:
-    """Plot loss (and lr on a second axis) against step; returns the PNG path, None if no data."""
-    records = [r for r in read_metrics(metrics_path) if "loss" in r]
-    if not records:
+    """Plot the loss against step; returns the PNG path, None if no data.
+
+    A one-optimizer run plots ``loss`` with ``lr`` on a second axis; a several-optimizer run
+    (a GAN's generator and discriminator) plots each ``NAME/loss`` as its own line.
+    """
+    records = read_metrics(metrics_path)
+    series = _loss_series(records)
+    if not series:
         return None
     import matplotlib
 
     matplotlib.use("Agg")  # headless: never needs a display
     import matplotlib.pyplot as plt
 
-    steps = [r["step"] for r in records]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    ax.plot(steps, [r["loss"] for r in records], color="tab:blue", label="loss")
-    ax.set_xlabel("optimizer step")
+    for key, (steps, values) in series.items():
+        ax.plot(steps, values, label=key)
+    ax.set_xlabel("optimizer step" if "loss" in series else "trainer step")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
-    if all("lr" in r for r in records):
-        ax2 = ax.twinx()
-        ax2.plot(steps, [r["lr"] for r in records], color="tab:orange", alpha=0.6, label="lr")
-        ax2.set_ylabel("learning rate")
+    if "loss" in series:
+        rows = [r for r in records if isinstance(r.get("loss"), (int, float))]
+        if all("lr" in r for r in rows):
+            ax2 = ax.twinx()
+            ax2.plot(series["loss"][0], [r["lr"] for r in rows], color="tab:orange", alpha=0.6)
+            ax2.set_ylabel("learning rate")
+    else:
+        ax.legend()
     ax.set_title("training loss")
     fig.tight_layout()
     png_path = Path(png_path)
