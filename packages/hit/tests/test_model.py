@@ -7,8 +7,10 @@ import math
 import pytest
 import torch
 
+from paperzoo.hit import model as M
 from paperzoo.hit.method import HiTMethod, hierarchical_loss
 from paperzoo.hit.model import HiT, KeyQueue, hit_tiny, momentum_update
+from paperzoo.hit.plugin import PARAMS
 
 
 def test_queue_writes_the_oldest_columns_and_wraps():
@@ -163,3 +165,30 @@ def test_the_recipe_text_lr_scale_reaches_the_optimizer_groups(model):
     scaled = [g for g in groups if g.get("lr_scale") == 0.1]
     assert len(scaled) == 1 and {id(p) for p in scaled[0]["params"]} == text
     assert all(id(p) not in text for g in groups if g is not scaled[0] for p in g["params"])
+
+
+def _count(module: torch.nn.Module, trainable: bool | None = None) -> int:
+    return sum(p.numel() for p in module.parameters() if trainable in (None, p.requires_grad))
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
+def test_registered_parameter_counts(name):
+    from paperzoo.core import get_model
+
+    with torch.device("meta"):
+        model = getattr(M, name)()
+    assert _count(model) == PARAMS[name] == get_model(name).num_params
+    assert _count(model, trainable=True) == PARAMS[name] // 2  # the key copies are frozen
+
+
+def test_bert_base_text_tower_is_bert_base_without_its_pooler():
+    from transformers import BertConfig, BertModel
+
+    with torch.device("meta"):
+        model = M.hit_bert_base()
+        bert = BertModel(BertConfig(), add_pooling_layer=True)  # bert-base-uncased's config
+    pooler = _count(bert.pooler)
+    assert _count(bert) == 109_482_240  # the paper's "110M"
+    assert _count(model.text_q.encoder) == _count(bert) - pooler == 108_891_648
+    assert _count(model.text_q.heads) == 2 * (768 * 256 + 256)
+    assert _count(model.video_q.heads) == 2 * (512 * 256 + 256)

@@ -11,7 +11,11 @@ from paperzoo.hit.recipes import TINY_ARMS, paper_config, tiny_config, tiny_stud
 
 def test_models_recipes_and_paper_are_discovered_by_name():
     assert set(list_models("hit_*")) == {"hit_bert_base", "hit_tiny"}
-    assert {"hit_tiny", "hit_paper"} <= set(list_recipes())
+    assert {"hit_tiny", "hit_paper", "hit_paper_activitynet", "hit_paper_lsmdc"} <= set(
+        list_recipes()
+    )
+    assert get_recipe("hit_paper_activitynet").reference == {"t2v_R@1": 29.6}
+    assert get_recipe("hit_paper_lsmdc").reference == {"t2v_R@1": 14.0}
     assert get_recipe("hit_tiny").study == "paperzoo.hit.recipes:tiny_study"
     paper = get_paper("hit")
     assert paper.arxiv == "2103.15049"

@@ -3,10 +3,12 @@ counts of the paper's inputs, the registered counts, and the classifier's three 
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import timm
 import torch
 
+from paperzoo.diffmae.model import sincos_pos_embed
 from paperzoo.mavil import model as M
 from paperzoo.mavil.plugin import PARAMS
 
@@ -65,14 +67,47 @@ def test_classifier_modalities(modality):
     assert (model.video_encoder is None) == (modality == "audio")
 
 
-def test_rectangular_positions_match_mae_formula_on_square_grids():
-    from paperzoo.diffmae.model import sincos_pos_embed
+def _mae_2d_sincos(dim: int, h: int, w: int) -> np.ndarray:
+    """MAE's ``util/pos_embed.py`` ``get_2d_sincos_pos_embed`` on an (h, w) grid, as AudioMAE's
+    ``get_2d_sincos_pos_embed_flexible`` generalises it (numpy, transcribed)."""
+    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)))
 
-    # On a square grid our function hands over to diffmae's (MAE's); the rectangular branch
-    # must give the same numbers as MAE's formula there too.
-    square = sincos_pos_embed(32, (4, 4), cls_token=False)
-    emb = M.grid_sincos_pos_embed(32, (4, 8))
-    assert emb.shape == (1, 32, 32)
-    # Row r, column c of the (4, 8) grid: the first half encodes the row, the second the column.
-    assert torch.allclose(emb[0, 8 * 2 + 3, :16], square[0, 4 * 2 + 3, :16], atol=1e-6)
-    assert torch.allclose(emb[0, 8 * 2 + 3, 16:], square[0, 4 * 2 + 3, 16:], atol=1e-6)
+    def one(d: int, pos: np.ndarray) -> np.ndarray:
+        omega = 1.0 / 10000 ** (np.arange(d // 2, dtype=np.float64) / (d / 2.0))
+        out = np.einsum("m,d->md", pos.reshape(-1), omega)
+        return np.concatenate([np.sin(out), np.cos(out)], axis=1)
+
+    return np.concatenate([one(dim // 2, grid[0]), one(dim // 2, grid[1])], axis=1)
+
+
+def test_audio_positions_are_mae_sincos_on_the_rectangular_fbank_grid():
+    # The audio encoder's grid is 64 x 8 at ViT-B (time x frequency), 6 x 8 at tiny; diffmae's
+    # sincos_pos_embed gives MAE's numbers there (diffusers' from_grid helper).
+    torch.manual_seed(0)
+    model = M.mavil_tiny_pretrain()
+    h, w = model.audio_encoder.grid
+    assert (h, w) == (6, 8)
+    ref = torch.from_numpy(_mae_2d_sincos(64, h, w)).float()
+    torch.testing.assert_close(model.audio_encoder.pos_embed[0, 1:], ref, atol=1e-6, rtol=0)
+    assert model.audio_encoder.pos_embed[0, 0].abs().sum() == 0  # the class token's zero row
+    torch.testing.assert_close(model.audio_decoder.pos_embed[0], ref, atol=1e-6, rtol=0)
+    # a transposed grid gives other numbers: the axes are not interchangeable
+    wrong = torch.from_numpy(_mae_2d_sincos(64, w, h)).float()
+    assert not torch.allclose(sincos_pos_embed(64, (w, h), cls_token=False)[0], ref)
+    torch.testing.assert_close(
+        sincos_pos_embed(64, (w, h), cls_token=False)[0], wrong, atol=1e-6, rtol=0
+    )
+
+
+def test_timm_sincos_is_a_channel_permutation_of_mae_not_a_drop_in():
+    # Why timm's build_sincos2d_pos_embed is not used: its channels are [sin h, sin w, cos h,
+    # cos w] (or interleaved), MAE's are [sin w, cos w, sin h, cos h].
+    from timm.layers import build_sincos2d_pos_embed
+
+    ref = torch.from_numpy(_mae_2d_sincos(32, 4, 8)).float()
+    for reverse in (False, True):
+        for interleave in (False, True):
+            t = build_sincos2d_pos_embed(
+                [4, 8], 32, reverse_coord=reverse, interleave_sin_cos=interleave
+            )
+            assert not torch.allclose(t, ref, atol=1e-3)

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from diffusers.models.embeddings import (
     TimestepEmbedding,
     Timesteps,
-    get_2d_sincos_pos_embed,
+    get_2d_sincos_pos_embed_from_grid,
     get_3d_sincos_pos_embed,
 )
 from timm.layers import Mlp, PatchEmbed
@@ -58,6 +58,8 @@ __all__ = [
     "build_classifier",
     "build_pretraining_model",
     "gather_tokens",
+    "init_linear_and_norm",
+    "init_mae_weights",
     "patchify",
     "random_masking",
     "sincos_pos_embed",
@@ -126,15 +128,19 @@ def gather_tokens(x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 def sincos_pos_embed(dim: int, grid: Sequence[int], cls_token: bool) -> torch.Tensor:
     """Fixed sin-cos position embeddings (1, [1 +] L, dim) from diffusers.
 
-    2D: MAE's ``get_2d_sincos_pos_embed`` (positions 0..g-1, half the channels per axis);
+    2D (h, w), square or rectangular (AudioMAE's time x frequency grid): MAE's
+    ``get_2d_sincos_pos_embed`` (positions 0..h-1 and 0..w-1, the first half of the channels
+    for the column, the second for the row), through diffusers' ``..._from_grid`` on MAE's
+    ``meshgrid(w, h)`` (diffusers' ``get_2d_sincos_pos_embed`` rescales each axis by
+    ``base_size``, which keeps 0..g-1 only on square grids);
     3D (t, h, w): diffusers' ``get_3d_sincos_pos_embed`` (3/4 of the channels spatial, 1/4
     temporal), flattened in (t, h, w) order. A class token gets a zero row, as in MAE.
     """
     if len(grid) == 2:
-        if grid[0] != grid[1]:
-            raise ValueError(f"square patch grids only, got {tuple(grid)}")
-        # base_size = grid keeps the positions at 0..g-1, as MAE (diffusers rescales otherwise).
-        emb = get_2d_sincos_pos_embed(dim, grid[0], base_size=grid[0], output_type="pt")
+        h, w = grid
+        rows, cols = torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64)
+        mesh = torch.stack(torch.meshgrid(cols, rows, indexing="xy"))  # (2, h, w): column, row
+        emb = get_2d_sincos_pos_embed_from_grid(dim, mesh, output_type="pt")
     else:
         t, h, w = grid
         if h != w:
@@ -257,6 +263,34 @@ class DecoderBlock(nn.Module):
         return x + self.mlp(self.norm3(x))
 
 
+# -- initialisation ---------------------------------------------------------------------------
+
+
+def init_linear_and_norm(module: nn.Module) -> None:
+    """MAE's ``_init_weights`` over every submodule: xavier-uniform Linear weights, zero
+    biases, LayerNorm weight 1 and bias 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def init_mae_weights(encoder: MaskedViTEncoder) -> None:
+    """MAE's ``initialize_weights`` on a :class:`MaskedViTEncoder` (or a model built on one):
+    sin-cos ``pos_embed`` over its patch grid (rectangular too), the patch projection xavier
+    as a Linear, N(0, 0.02) ``cls_token``, then :func:`init_linear_and_norm` on every module."""
+    with torch.no_grad():
+        encoder.pos_embed.copy_(sincos_pos_embed(encoder.embed_dim, encoder.grid, cls_token=True))
+    w = encoder.patch_embed.proj.weight.data
+    nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+    nn.init.normal_(encoder.cls_token, std=0.02)
+    init_linear_and_norm(encoder)
+
+
 # -- the encoder ------------------------------------------------------------------------------
 
 
@@ -310,23 +344,6 @@ class MaskedViTEncoder(nn.Module):
             for i in range(depth)
         )  # fmt: skip
         self.norm = norm_layer(embed_dim)
-
-    def _init_mae(self) -> None:
-        """MAE's ``initialize_weights``: sin-cos position embeddings, xavier Linear (and the
-        patch projection as a Linear), zero biases, N(0, 0.02) tokens, LayerNorm (1, 0)."""
-        with torch.no_grad():
-            self.pos_embed.copy_(sincos_pos_embed(self.embed_dim, self.grid, cls_token=True))
-        w = self.patch_embed.proj.weight.data
-        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-        nn.init.normal_(self.cls_token, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
         return patchify(x, self.patch)
@@ -404,7 +421,7 @@ class DiffMAE(MaskedViTEncoder):
         )  # fmt: skip
         self.decoder_norm = nn.LayerNorm(dim, eps=1e-6)
         self.decoder_pred = nn.Linear(dim, self.patch_dim)
-        self._init_mae()
+        init_mae_weights(self)
         with torch.no_grad():
             self.decoder_pos_embed.copy_(sincos_pos_embed(dim, self.grid, cls_token=False))
 
@@ -458,7 +475,7 @@ class MAE(MaskedViTEncoder):
         )
         self.decoder_norm = norm_layer(dim)
         self.decoder_pred = nn.Linear(dim, self.patch_dim)
-        self._init_mae()
+        init_mae_weights(self)
         nn.init.normal_(self.mask_token, std=0.02)
         with torch.no_grad():
             self.decoder_pos_embed.copy_(sincos_pos_embed(dim, self.grid, cls_token=True))
@@ -491,7 +508,7 @@ class ViTClassifier(MaskedViTEncoder):
         self.norm = nn.Identity()  # global pooling: fc_norm instead (MAE, timm)
         self.fc_norm = nn.LayerNorm(self.embed_dim, eps=1e-6)
         self.head = nn.Linear(self.embed_dim, num_classes) if num_classes else nn.Identity()
-        self._init_mae()
+        init_mae_weights(self)
         if isinstance(self.head, nn.Linear):
             nn.init.trunc_normal_(self.head.weight, std=2e-5)  # MAE main_finetune.py
 

@@ -6,6 +6,23 @@ from paperzoo.core import MethodSpec, ModelSpec, PaperSpec, RecipeSpec, hookimpl
 
 _PKG = "paperzoo.hit"
 
+# Parameters of each registered model as its factory builds it with the defaults (every
+# nn.Parameter, the momentum key copies included: they are frozen copies of the query towers, so
+# half of each count is trainable; the four queues are buffers, not counted). Asserted in
+# tests/test_model.py.
+# - hit_bert_base = 2 x 122,740,992 query parameters:
+#   - text: BERT-base (12 x 768, vocab 30,522) without its pooler, 108,891,648: the "110M"
+#     BERT-base of the paper (bert-base-uncased is 109,482,240 with the 590,592-parameter pooler,
+#     which HiT does not use), plus two 768 -> 256 heads (393,728);
+#   - video: our 4 x 512 transformer (13,192,960 with its 548,608-parameter frame stem; the
+#     paper's MMT-style encoder over expert features is unverified, and ``input_dim=`` changes
+#     the count), plus two 512 -> 256 heads (262,656).
+# - hit_tiny = 2 x 394,304 (vocab 256, 32 text positions): not from the paper.
+PARAMS = {
+    "hit_bert_base": 245_481_984,
+    "hit_tiny": 788_608,
+}
+
 
 @hookimpl
 def paperzoo_papers() -> list[PaperSpec]:
@@ -48,6 +65,7 @@ def paperzoo_models() -> list[ModelSpec]:
             name="hit_bert_base",
             factory=f"{_PKG}.model:hit_bert_base",
             paper="hit",
+            num_params=PARAMS["hit_bert_base"],
             description=(
                 "HiT with a BERT-base text transformer (bert_path= loads real weights) and a "
                 "4 x 512 video transformer over frames or expert features; query towers, "
@@ -59,6 +77,7 @@ def paperzoo_models() -> list[ModelSpec]:
             name="hit_tiny",
             factory=f"{_PKG}.model:hit_tiny",
             paper="hit",
+            num_params=PARAMS["hit_tiny"],
             description=(
                 "HiT with a 4 x 64 BERT and a 4 x 64 video transformer over a 3-conv frame stem "
                 "for 32 px CPU clips; not from the paper"
@@ -112,5 +131,29 @@ def paperzoo_recipes() -> list[RecipeSpec]:
                 "unverified schedule"
             ),
             reference={"t2v_R@1": 30.7, "t2v_R@10": 73.2, "v2t_R@1": 32.1, "v2t_R@5": 62.7},
+        ),
+        RecipeSpec(
+            name="hit_paper_activitynet",
+            config=f"{recipes}:paper_activitynet_config",
+            runner=runner,
+            paper="hit",
+            variant="paper_activitynet",
+            description=(
+                "HiT on ActivityNet Captions paragraph retrieval (--data ROOT with train.json, "
+                "val_1.json, videos/; --set text.bert_path=BERT_FOLDER); unverified schedule"
+            ),
+            reference={"t2v_R@1": 29.6},
+        ),
+        RecipeSpec(
+            name="hit_paper_lsmdc",
+            config=f"{recipes}:paper_lsmdc_config",
+            runner=runner,
+            paper="hit",
+            variant="paper_lsmdc",
+            description=(
+                "HiT on LSMDC (--data ROOT with the LSMDC16 annotation files and avi/; --set "
+                "text.bert_path=BERT_FOLDER); unverified schedule"
+            ),
+            reference={"t2v_R@1": 14.0},
         ),
     ]

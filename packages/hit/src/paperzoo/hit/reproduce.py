@@ -40,6 +40,8 @@ from paperzoo.hit.data import (
     TokenizingCollate,
     load_tokenizer,
     moving_digit_captions,
+    read_activitynet_captions,
+    read_lsmdc,
     read_msrvtt_1ka_test,
     read_msrvtt_train,
     train_wordpiece_tokenizer,
@@ -96,11 +98,8 @@ def _tiny_sets(cfg: HiTRecipeConfig, data: dict) -> tuple[Dataset, Dataset, Any]
     return train, test, tokenizer
 
 
-def _msrvtt_sets(cfg: HiTRecipeConfig) -> tuple[Dataset, Dataset, Any]:
-    from paperzoo.data.samplers import RandomClipSampler
-    from paperzoo.data.transforms import video_eval_transform, video_train_transform
-
-    root, m, v = Path(cfg.data.root), cfg.msrvtt, cfg.video
+def _msrvtt_records(cfg: HiTRecipeConfig) -> tuple[list, list]:
+    root, m = Path(cfg.data.root), cfg.msrvtt
     if not cfg.data.root or not (root / m.json).is_file():
         raise FileNotFoundError(
             f"the MSR-VTT recipe needs --data ROOT holding {m.json}, {m.train_list}, "
@@ -109,10 +108,40 @@ def _msrvtt_sets(cfg: HiTRecipeConfig) -> tuple[Dataset, Dataset, Any]:
         )
     videos = root / m.video_dir
     train_list = root / m.train_list
-    train_records = read_msrvtt_train(
+    train = read_msrvtt_train(
         root / m.json, videos, train_list if train_list.is_file() else None, ext=m.ext
     )
-    test_records = read_msrvtt_1ka_test(root / m.test_list, videos, ext=m.ext)
+    return train, read_msrvtt_1ka_test(root / m.test_list, videos, ext=m.ext)
+
+
+def _activitynet_records(cfg: HiTRecipeConfig) -> tuple[list, list]:
+    root, a = Path(cfg.data.root), cfg.activitynet
+    videos = root / a.video_dir
+    return (
+        read_activitynet_captions(root / a.train_json, videos, ext=a.ext),
+        read_activitynet_captions(root / a.test_json, videos, ext=a.ext),
+    )
+
+
+def _lsmdc_records(cfg: HiTRecipeConfig) -> tuple[list, list]:
+    root, m = Path(cfg.data.root), cfg.lsmdc
+    videos = root / m.video_dir
+    return (
+        read_lsmdc(root / m.train_csv, videos, ext=m.ext),
+        read_lsmdc(root / m.test_csv, videos, ext=m.ext),
+    )
+
+
+_RECORDS = {"msrvtt": _msrvtt_records, "activitynet": _activitynet_records, "lsmdc": _lsmdc_records}
+
+
+def _benchmark_sets(cfg: HiTRecipeConfig) -> tuple[Dataset, Dataset, Any]:
+    """Train and test sets of a real benchmark (``data.dataset``), and the BERT's tokenizer."""
+    from paperzoo.data.samplers import RandomClipSampler
+    from paperzoo.data.transforms import video_eval_transform, video_train_transform
+
+    v = cfg.video
+    train_records, test_records = _RECORDS[cfg.data.dataset](cfg)
     sampler = RandomClipSampler(v.clip_seconds) if v.clip_seconds > 0 else None
     train = CaptionedVideoDataset(
         train_records, clip_sampler=sampler, num_frames=v.num_frames,
@@ -253,10 +282,13 @@ def run(cfg: HiTRecipeConfig, ctx: RunContext) -> RunResult:
     if tiny:
         data = _tiny_data(cfg, ctx, ("train", cfg.eval.split))
         train, test, tokenizer = _tiny_sets(cfg, data)
-    elif cfg.data.dataset == "msrvtt":
-        train, test, tokenizer = _msrvtt_sets(cfg)
+    elif cfg.data.dataset in _RECORDS:
+        train, test, tokenizer = _benchmark_sets(cfg)
     else:
-        raise ValueError(f"unknown data.dataset {cfg.data.dataset!r}; use moving_digits or msrvtt")
+        raise ValueError(
+            f"unknown data.dataset {cfg.data.dataset!r}; use moving_digits or one of "
+            f"{sorted(_RECORDS)}"
+        )
     collate = TokenizingCollate(tokenizer, cfg.text.max_length)
     batch = dist_utils.per_process_batch(cfg.global_batch_size, cfg.data.batch_size, ctx.world_size)
     seed_everything(cfg.seed)  # the same initial weights (and queues) on every rank

@@ -9,7 +9,10 @@ over the concatenated tokens, and a LayerNorm + Linear head on the pooled audio 
 (2 x 768).
 
 The encoders are MAE's masked ViT (:class:`paperzoo.diffmae.model.MaskedViTEncoder`: timm
-``Block``/``PatchEmbed``, MAE's keys), reused, not copied. This file adds what MAViL has on top:
+``Block``/``PatchEmbed``, MAE's keys), reused, not copied, with its MAE initialisation
+(:func:`~paperzoo.diffmae.model.init_mae_weights`) and fixed sin-cos positions
+(:func:`~paperzoo.diffmae.model.sincos_pos_embed`, which covers the audio's rectangular
+time x frequency grid). This file adds what MAViL has on top:
 
 - :class:`MAEDecoder`: MAE's decoder for one modality (mask tokens, fixed sin-cos positions,
   ViT blocks, a linear prediction of each patch: pixels in stage 1, the teacher's contextualised
@@ -26,13 +29,14 @@ import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from timm.models.vision_transformer import Block
 from torch import nn
 
 from paperzoo.diffmae.model import (
     MaskedViTEncoder,
+    init_linear_and_norm,
+    init_mae_weights,
     patchify,
     sincos_pos_embed,
 )
@@ -45,8 +49,6 @@ __all__ = [
     "build_audio_encoder",
     "build_classifier",
     "build_pretraining_model",
-    "grid_sincos_pos_embed",
-    "init_encoder",
 ]
 
 Modality = Literal["audio", "video", "joint"]
@@ -54,59 +56,6 @@ Modality = Literal["audio", "video", "joint"]
 
 # timm's blocks pass device/dtype keywords to the norm layer: a partial, not a function.
 _layer_norm = functools.partial(nn.LayerNorm, eps=1e-6)
-
-
-# -- position embeddings ----------------------------------------------------------------------
-
-
-def grid_sincos_pos_embed(dim: int, grid: Sequence[int], cls_token: bool = False) -> torch.Tensor:
-    """Fixed sin-cos positions (1, [1 +] h*w, dim) on a rectangular (h, w) grid (the audio
-    spectrogram's time x frequency patches), half the channels per axis as MAE's
-    ``get_2d_sincos_pos_embed``; video grids (t, h, w) with h == w use diffusers' 3D version
-    through :func:`paperzoo.diffmae.model.sincos_pos_embed`.
-
-    (diffusers' 2D helper rescales positions by one ``base_size``, which keeps 0..g-1 only on
-    square grids: hence this small function for the audio grid.)
-    """
-    if len(grid) == 3 or grid[0] == grid[1]:
-        return sincos_pos_embed(dim, grid, cls_token=cls_token)
-    if dim % 4:
-        raise ValueError(f"sin-cos positions need dim divisible by 4, got {dim}")
-
-    def axis(d: int, pos: np.ndarray) -> np.ndarray:
-        omega = 1.0 / 10000 ** (np.arange(d // 2, dtype=np.float64) / (d / 2.0))
-        out = np.einsum("m,d->md", pos.reshape(-1), omega)
-        return np.concatenate([np.sin(out), np.cos(out)], axis=1)
-
-    h, w = grid
-    gw, gh = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
-    # MAE's order: the first half encodes the column (its meshgrid(w, h)[0]), then the row.
-    emb = np.concatenate([axis(dim // 2, gw), axis(dim // 2, gh)], axis=1)
-    out = torch.from_numpy(emb).float()
-    if cls_token:
-        out = torch.cat([out.new_zeros(1, dim), out])
-    return out.unsqueeze(0)
-
-
-def init_encoder(encoder: MaskedViTEncoder) -> None:
-    """MAE's initialisation (``_init_mae``) with positions for rectangular audio grids too."""
-    with torch.no_grad():
-        encoder.pos_embed.copy_(grid_sincos_pos_embed(encoder.embed_dim, encoder.grid, True))
-    w = encoder.patch_embed.proj.weight.data
-    nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-    nn.init.normal_(encoder.cls_token, std=0.02)
-    _init_linear_and_norm(encoder)
-
-
-def _init_linear_and_norm(module: nn.Module) -> None:
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
 
 # -- encoders ---------------------------------------------------------------------------------
@@ -160,7 +109,7 @@ class MAEDecoder(nn.Module):
         self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
         self.pos_embed = nn.Parameter(
-            grid_sincos_pos_embed(decoder_embed_dim, self.grid), requires_grad=False
+            sincos_pos_embed(decoder_embed_dim, self.grid, cls_token=False), requires_grad=False
         )
         self.blocks = nn.ModuleList(
             Block(decoder_embed_dim, decoder_num_heads, mlp_ratio, qkv_bias=True,
@@ -169,7 +118,7 @@ class MAEDecoder(nn.Module):
         )  # fmt: skip
         self.norm = _layer_norm(decoder_embed_dim)
         self.pred = nn.Linear(decoder_embed_dim, out_dim)
-        _init_linear_and_norm(self)
+        init_linear_and_norm(self)
         nn.init.normal_(self.mask_token, std=0.02)
 
     def forward(self, visible: torch.Tensor, ids_keep: torch.Tensor) -> torch.Tensor:
@@ -243,12 +192,12 @@ class MAViL(nn.Module):
         )
         self.audio_proj = nn.Linear(embed_dim, proj_dim) if v else None
         self.video_proj = nn.Linear(embed_dim, proj_dim) if v else None
-        init_encoder(self.audio_encoder)
+        init_mae_weights(self.audio_encoder)
         if v is not None:
-            init_encoder(v)
-            _init_linear_and_norm(self.fusion_blocks)
-            _init_linear_and_norm(self.audio_proj)
-            _init_linear_and_norm(self.video_proj)
+            init_mae_weights(v)
+            init_linear_and_norm(self.fusion_blocks)
+            init_linear_and_norm(self.audio_proj)
+            init_linear_and_norm(self.video_proj)
 
     @property
     def has_video(self) -> bool:
@@ -377,8 +326,8 @@ class MAViLClassifier(nn.Module):
         self.head = nn.Linear(width, num_classes)
         for enc in (self.audio_encoder, self.video_encoder):
             if enc is not None:
-                init_encoder(enc)
-        _init_linear_and_norm(self.fusion_blocks)
+                init_mae_weights(enc)
+        init_linear_and_norm(self.fusion_blocks)
         nn.init.trunc_normal_(self.head.weight, std=2e-5)  # MAE's main_finetune.py
         nn.init.zeros_(self.head.bias)
 
