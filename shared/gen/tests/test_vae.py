@@ -9,7 +9,7 @@ import torch
 from diffusers import AutoencoderKL
 from safetensors.torch import save_file
 
-from paperzoo.gen.vae import SD_VAE_FT_MSE_CONFIG, decode, encode, sd_vae
+from paperzoo.gen.vae import SD_VAE_FT_MSE_CONFIG, decode, encode, recipe_vae, sd_vae
 
 SMALL = {
     **SD_VAE_FT_MSE_CONFIG,
@@ -140,3 +140,12 @@ def test_encode_scales_and_decode_inverts_shapes(reference):
     assert not torch.equal(encode(reference, x), encode(reference, x))
     out = decode(reference, encode(reference, x, sample=False))
     assert out.shape == x.shape and out.min() >= -1 and out.max() <= 1
+
+
+def test_recipe_vae_needs_a_path_or_the_test_config():
+    with pytest.raises(FileNotFoundError, match=re.escape("--set vae.path=PATH")):
+        recipe_vae("")
+    a = recipe_vae("", test_config=True, scaling_factor=0.5)
+    b = recipe_vae("", test_config=True, scaling_factor=0.5)
+    assert a.config.scaling_factor == 0.5 and a.config.block_out_channels == (16, 32)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))

@@ -80,22 +80,11 @@ def _digits(cfg: AdvFlowRecipeConfig) -> AdvFlowData:
 
 
 def _vae(cfg: AdvFlowRecipeConfig) -> Any:
-    from paperzoo.gen.vae import SD_VAE_FT_MSE_CONFIG, sd_vae
+    from paperzoo.gen.vae import recipe_vae
 
-    if cfg.vae.tiny_config:
-        # Tests only: the sd-vae-ft-mse architecture at 2 levels and width 16/32, random.
-        small = {**SD_VAE_FT_MSE_CONFIG, "down_block_types": ("DownEncoderBlock2D",) * 2,
-                 "up_block_types": ("UpDecoderBlock2D",) * 2, "block_out_channels": (16, 32),
-                 "layers_per_block": 1, "norm_num_groups": 8, "sample_size": 16,
-                 "scaling_factor": cfg.vae.scaling_factor}  # fmt: skip
-        torch.manual_seed(0)
-        return sd_vae(config=small)
-    if not cfg.vae.path:
-        raise FileNotFoundError(
-            "the ImageNet recipes need the sd-vae-ft-mse weights: --set vae.path=PATH (the "
-            "official sd-vae-ft-mse.pth or a diffusers state dict); nothing is downloaded"
-        )
-    return sd_vae(cfg.vae.path)
+    return recipe_vae(
+        cfg.vae.path, test_config=cfg.vae.tiny_config, scaling_factor=cfg.vae.scaling_factor
+    )
 
 
 def _imagenet(cfg: AdvFlowRecipeConfig, ctx: RunContext) -> AdvFlowData:

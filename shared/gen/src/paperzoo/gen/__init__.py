@@ -31,6 +31,8 @@ _LAZY: dict[str, str] = {
     "SD_VAE_FT_MSE_CONFIG": "paperzoo.gen.vae",
     "sd_vae": "paperzoo.gen.vae",
     "load_vae_state_dict": "paperzoo.gen.vae",
+    "recipe_vae": "paperzoo.gen.vae",
+    "SD_VAE_TEST_CONFIG": "paperzoo.gen.vae",
     "encode": "paperzoo.gen.vae",
     "decode": "paperzoo.gen.vae",
     # latents.py: latent pre-extraction to safetensors shards

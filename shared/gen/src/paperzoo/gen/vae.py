@@ -30,7 +30,15 @@ import torch
 from diffusers import AutoencoderKL
 from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
-__all__ = ["SD_VAE_FT_MSE_CONFIG", "decode", "encode", "load_vae_state_dict", "sd_vae"]
+__all__ = [
+    "SD_VAE_FT_MSE_CONFIG",
+    "SD_VAE_TEST_CONFIG",
+    "decode",
+    "encode",
+    "load_vae_state_dict",
+    "recipe_vae",
+    "sd_vae",
+]
 
 # stabilityai/sd-vae-ft-mse config.json (written from the hub file; nothing is downloaded here).
 # The hub file predates ``scaling_factor`` (diffusers 0.4.2); 0.18215 is diffusers' default for it
@@ -47,6 +55,18 @@ SD_VAE_FT_MSE_CONFIG: dict[str, Any] = {
     "norm_num_groups": 32,
     "sample_size": 256,
     "scaling_factor": 0.18215,
+}
+
+# For pipeline tests of the ImageNet recipes: the sd-vae-ft-mse architecture at 2 levels (one 2x
+# downsampling, 16 px images to 8 x 8 latents) and widths 16 / 32. Not a model anyone trains.
+SD_VAE_TEST_CONFIG: dict[str, Any] = {
+    **SD_VAE_FT_MSE_CONFIG,
+    "down_block_types": ("DownEncoderBlock2D",) * 2,
+    "up_block_types": ("UpDecoderBlock2D",) * 2,
+    "block_out_channels": (16, 32),
+    "layers_per_block": 1,
+    "norm_num_groups": 8,
+    "sample_size": 16,
 }
 
 # Old diffusers (< 0.14) attention names -> current ones. diffusers does this rename itself only in
@@ -81,6 +101,24 @@ def sd_vae(
         vae = AutoencoderKL(**kwargs)
     load_vae_state_dict(vae, state_dict, assign=True)
     return vae.eval()
+
+
+def recipe_vae(
+    path: str, *, test_config: bool = False, scaling_factor: float = 0.18215
+) -> AutoencoderKL:
+    """The VAE of a latent recipe: sd-vae-ft-mse from the local file ``path``, or with
+    ``test_config`` the seeded random :data:`SD_VAE_TEST_CONFIG` of the pipeline tests. An empty
+    ``path`` is an error that says what to pass: nothing is downloaded."""
+    if test_config:
+        torch.manual_seed(0)
+        return sd_vae(config={**SD_VAE_TEST_CONFIG, "scaling_factor": scaling_factor})
+    if not path:
+        raise FileNotFoundError(
+            "this latent recipe needs the sd-vae-ft-mse weights: --set vae.path=PATH (the "
+            "official sd-vae-ft-mse .pth/.safetensors or a diffusers state dict); nothing is "
+            "downloaded"
+        )
+    return sd_vae(path)
 
 
 def load_vae_state_dict(
