@@ -19,10 +19,6 @@ is torch itself). Timings are noisy on a shared machine; they never go into pass
 from __future__ import annotations
 
 import argparse
-import resource
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
 
@@ -31,6 +27,7 @@ from paperzoo.advflow.model import TINY, advflow_tiny_1nfe, advflow_tiny_discrim
 from paperzoo.advflow.recipes import TINY_BATCH
 from paperzoo.gen.dit import DiT
 from paperzoo.gen.flow import FlowMatching
+from paperzoo.train.bench import Step, markdown_table, measure_step
 
 
 def _adamw(module: torch.nn.Module) -> torch.optim.Optimizer:
@@ -38,7 +35,7 @@ def _adamw(module: torch.nn.Module) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=1e-4, betas=(0.0, 0.9), weight_decay=0.01)
 
 
-def _stepper(method: torch.nn.Module, name: str | None, opt: torch.optim.Optimizer, batch):
+def _stepper(method: torch.nn.Module, name: str | None, opt: torch.optim.Optimizer, batch) -> Step:
     def step() -> None:
         if name is None:
             out = method.training_step(batch, 0)
@@ -50,47 +47,6 @@ def _stepper(method: torch.nn.Module, name: str | None, opt: torch.optim.Optimiz
             p.grad = None
 
     return step
-
-
-def _profiled_peak_mb(step: Callable[[], None]) -> float:
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step()
-    return max((e.cpu_memory_usage for e in prof.key_averages()), default=0) / 2**20
-
-
-def _saved_activations_mb(step: Callable[[], None]) -> float:
-    total = 0
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        step()
-    return total / 2**20
-
-
-def _bench(row: str, params: int, step: Callable[[], None], steps: int, warmup: int) -> dict:
-    for _ in range(warmup):
-        step()
-    wall, cpu = [], []
-    for _ in range(steps):
-        t0, c0 = time.perf_counter(), time.process_time()
-        step()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return {
-        "row": row,
-        "params_M": params / 1e6,
-        "step_ms": 1e3 * statistics.median(wall),
-        "cpu_ms": 1e3 * statistics.median(cpu),
-        "op_peak_MB": _profiled_peak_mb(step),
-        "saved_MB": _saved_activations_mb(step),
-        "rss_peak_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
 
 
 def main() -> None:
@@ -109,25 +65,21 @@ def main() -> None:
     n_g = sum(p.numel() for p in method.generator.parameters())
     n_d = sum(p.numel() for p in method.discriminator.parameters())
     fm = FlowMatching(DiT(**TINY))
+    timing = {"steps": args.steps, "warmup": args.warmup}
     rows = [
-        _bench("flow matching (reference)", sum(p.numel() for p in fm.parameters()),
-               _stepper(fm, None, _adamw(fm), (x, y)), args.steps, args.warmup),
-        _bench("advflow discriminator step", n_d,
-               _stepper(method, "discriminator", _adamw(method.discriminator), (x, y)),
-               args.steps, args.warmup),
-        _bench("advflow generator step", n_g,
-               _stepper(method, "generator", _adamw(method.generator), (x, y)),
-               args.steps, args.warmup),
+        measure_step("flow matching (reference)", _stepper(fm, None, _adamw(fm), (x, y)),
+                     params=sum(p.numel() for p in fm.parameters()), **timing),
+        measure_step("advflow discriminator step",
+                     _stepper(method, "discriminator", _adamw(method.discriminator), (x, y)),
+                     params=n_d, **timing),
+        measure_step("advflow generator step",
+                     _stepper(method, "generator", _adamw(method.generator), (x, y)),
+                     params=n_g, **timing),
     ]  # fmt: skip
     print(f"tiny size (28 x 28 digits, {TINY['depth']} blocks x {TINY['hidden_size']}, patch "
           f"{TINY['patch_size']}), batch {args.batch}, {args.threads} thread(s), median of "
           f"{args.steps} steps")  # fmt: skip
-    print("| row | params (M) | step wall (ms) | step CPU (ms) | saved for backward (MB) "
-          "| largest op alloc (MB) | peak RSS (MB) |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['row']} | {r['params_M']:.2f} | {r['step_ms']:.0f} | {r['cpu_ms']:.0f} | "
-              f"{r['saved_MB']:.1f} | {r['op_peak_MB']:.1f} | {r['rss_peak_MB']:.0f} |")  # fmt: skip
+    print(markdown_table(rows))
 
 
 if __name__ == "__main__":

@@ -14,9 +14,8 @@ Rows (batch B, every step = forward, loss, backward, AdamW):
   backpropagates into G through the tangent).
 
 Each row: the median wall-clock and process-CPU time of one step over ``--steps`` steps after
-``--warmup``, the largest single-op allocation ``torch.profiler`` reports for one step (a lower
-bound on the step's peak), and the peak resident memory of the process (ru_maxrss, which only
-grows: rows run in order). Timings are noisy on a shared machine; they never go into tests.
+``--warmup``, and its memory, as :func:`paperzoo.train.bench.measure_step` defines them. Timings
+are noisy on a shared machine; they never go into tests.
 
     python packages/cafm/bench/bench_step.py                 # batch 64, 1 thread
     python packages/cafm/bench/bench_step.py --batch 16 --steps 5
@@ -25,10 +24,6 @@ grows: rows run in order). Timings are noisy on a shared machine; they never go 
 from __future__ import annotations
 
 import argparse
-import resource
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -37,42 +32,7 @@ from paperzoo.cafm.convert import init_discriminator
 from paperzoo.cafm.method import CAFM, discriminator_jvp, discriminator_loss, interpolate
 from paperzoo.cafm.model import cafm_tiny_mnist, discriminator_like
 from paperzoo.gen.flow import FlowMatching
-
-Step = Callable[[], torch.Tensor]
-
-
-def _profiled_peak_mb(run: Callable[[], None]) -> float:
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        run()
-    return max((e.cpu_memory_usage for e in prof.key_averages()), default=0) / 2**20
-
-
-def _bench(name: str, loss_fn: Step, params: list[nn.Parameter], steps: int, warmup: int) -> dict:
-    opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.0, 0.95), weight_decay=0.0)
-
-    def run() -> None:
-        loss_fn().backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    for _ in range(warmup):
-        run()
-    wall, cpu = [], []
-    for _ in range(steps):
-        t0, c0 = time.perf_counter(), time.process_time()
-        run()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return {
-        "row": name,
-        "params_M": sum(p.numel() for p in params) / 1e6,
-        "step_ms": 1e3 * statistics.median(wall),
-        "cpu_ms": 1e3 * statistics.median(cpu),
-        "op_peak_MB": _profiled_peak_mb(run),
-        "rss_peak_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+from paperzoo.train.bench import markdown_table, measure_step, optimizer_step
 
 
 def main() -> None:
@@ -123,21 +83,22 @@ def main() -> None:
     def cafm_g_loss() -> torch.Tensor:
         return method.training_step((x, y), 0, "generator")["loss"]
 
+    def row(name: str, loss_fn, params: list[nn.Parameter]) -> dict:
+        opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.0, 0.95), weight_decay=0.0)
+        step = optimizer_step(loss_fn, opt)
+        n = sum(p.numel() for p in params)
+        return measure_step(name, step, params=n, steps=args.steps, warmup=args.warmup)
+
     rows = [
-        _bench("flow matching (G)", fm_loss, g_params, args.steps, args.warmup),
-        _bench("plain D step (2B inputs)", plain_d_loss, d_params, args.steps, args.warmup),
-        _bench("JVP D step (2 tangents, vmap)", jvp_d_loss, d_params, args.steps, args.warmup),
-        _bench("CAFM D step (training_step)", cafm_d_loss, d_params, args.steps, args.warmup),
-        _bench("CAFM G step (training_step)", cafm_g_loss, g_params, args.steps, args.warmup),
+        row("flow matching (G)", fm_loss, g_params),
+        row("plain D step (2B inputs)", plain_d_loss, d_params),
+        row("JVP D step (2 tangents, vmap)", jvp_d_loss, d_params),
+        row("CAFM D step (training_step)", cafm_d_loss, d_params),
+        row("CAFM G step (training_step)", cafm_g_loss, g_params),
     ]
     print(f"tiny size (cafm_tiny_mnist), batch {b}, {args.threads} thread(s), median of "
           f"{args.steps} steps")  # fmt: skip
-    print("| row | trained params (M) | step wall (ms) | step CPU (ms) | largest op alloc (MB) "
-          "| peak RSS (MB) |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['row']} | {r['params_M']:.3f} | {r['step_ms']:.0f} | {r['cpu_ms']:.0f} | "
-              f"{r['op_peak_MB']:.1f} | {r['rss_peak_MB']:.0f} |")  # fmt: skip
+    print(markdown_table(rows))
     plain, jvp = rows[1], rows[2]
     print(f"JVP D step / plain D step: {jvp['step_ms'] / plain['step_ms']:.2f}x wall, "
           f"{jvp['cpu_ms'] / plain['cpu_ms']:.2f}x CPU")  # fmt: skip

@@ -5,9 +5,9 @@ context (the DiT alone), and the fused step (LM frozen, DiT + fusion layers + co
 
 Each row: the median wall-clock and process-CPU time of one step (forward, loss, backward,
 AdamW where something trains) over ``--steps`` steps after ``--warmup``, the trained
-parameters, the largest single-op allocation seen by ``torch.profiler`` for one step, and the
-process's peak resident memory (``ru_maxrss``, which only grows: rows run in order of
-increasing size). Timings are noisy on a shared machine; they never go into pass/fail tests.
+parameters and the memory of one step, as :func:`paperzoo.train.bench.measure_step` defines
+them (rows run in order of increasing size). Timings are noisy on a shared machine; they never
+go into pass/fail tests.
 
     python packages/lightfusion/bench/bench_step.py               # batch 64, 1 thread
     python packages/lightfusion/bench/bench_step.py --batch 16 --threads 2
@@ -16,52 +16,17 @@ increasing size). Timings are noisy on a shared machine; they never go into pass
 from __future__ import annotations
 
 import argparse
-import resource
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
 
 from paperzoo.lightfusion.data import WordTokenizer, build_prompt_bank
 from paperzoo.lightfusion.method import ClassConditionalWan, LightFusionFlow, WanFlow
 from paperzoo.lightfusion.model import TINY_CONTEXT_LEN, LightFusion, tiny_dit, tiny_lm
+from paperzoo.train.bench import Step, markdown_table, measure_step, optimizer_step
 
 
-def _profiled_peak_mb(step: Callable[[], None]) -> float:
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step()
-    return max((e.cpu_memory_usage for e in prof.key_averages()), default=0) / 2**20
-
-
-def _bench(name: str, step: Callable[[], None], params: list, steps: int, warmup: int) -> dict:
-    for _ in range(warmup):
-        step()
-    wall, cpu = [], []
-    for _ in range(steps):
-        t0, c0 = time.perf_counter(), time.process_time()
-        step()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return {
-        "row": name,
-        "params_M": sum(p.numel() for p in params) / 1e6,
-        "step_ms": 1e3 * statistics.median(wall),
-        "cpu_ms": 1e3 * statistics.median(cpu),
-        "op_peak_MB": _profiled_peak_mb(step),
-        "rss_peak_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
-
-
-def _train_step(method, batch, opt) -> Callable[[], None]:
-    def step() -> None:
-        method.training_step(batch, 0)["loss"].backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    return step
+def _train_step(method, batch, opt) -> Step:
+    return optimizer_step(lambda: method.training_step(batch, 0)["loss"], opt)
 
 
 def main() -> None:
@@ -79,6 +44,7 @@ def main() -> None:
     ids, mask = tok.batch([bank.train[int(d)][0] for d in y], 8)
     x = torch.randn(args.batch, 1, 14, 14)
     rows = []
+    timing = {"steps": args.steps, "warmup": args.warmup}
 
     lm = tiny_lm(vocab_size=len(tok)).eval().requires_grad_(False)
 
@@ -86,30 +52,26 @@ def main() -> None:
         with torch.no_grad():
             lm(input_ids=ids, attention_mask=mask)
 
-    rows.append(_bench("Qwen2 LM forward (frozen)", lm_forward, [], args.steps, args.warmup))
+    rows.append(measure_step("Qwen2 LM forward (frozen)", lm_forward, params=0, **timing))
 
     dit = ClassConditionalWan(tiny_dit(), 10, context_len=TINY_CONTEXT_LEN)
     alone = WanFlow(dit, timestep_shift=4.0)
     opt = torch.optim.AdamW(dit.parameters(), lr=1e-4)
-    rows.append(_bench("Wan DiT alone, train step", _train_step(alone, (x, y), opt),
-                       list(dit.parameters()), args.steps, args.warmup))  # fmt: skip
+    n_dit = sum(p.numel() for p in dit.parameters())
+    rows.append(measure_step("Wan DiT alone, train step", _train_step(alone, (x, y), opt),
+                             params=n_dit, **timing))  # fmt: skip
 
     fused = LightFusion(lm, dit.dit, context_len=TINY_CONTEXT_LEN)
     method = LightFusionFlow(fused, null_ids=torch.tensor(tok.encode("")), timestep_shift=4.0)
     trained = [p for g in method.param_groups() for p in g["params"]]
     opt = torch.optim.AdamW(trained, lr=1e-4)
-    rows.append(_bench("LightFusion (LM frozen), train step",
-                       _train_step(method, (x, ids, mask), opt), trained, args.steps,
-                       args.warmup))  # fmt: skip
+    rows.append(measure_step("LightFusion (LM frozen), train step",
+                             _train_step(method, (x, ids, mask), opt),
+                             params=sum(p.numel() for p in trained), **timing))  # fmt: skip
     both = rows[0]["step_ms"] + rows[1]["step_ms"]
     print(f"batch {args.batch}, 8 text tokens, 49 latent tokens, {args.threads} thread(s), "
           f"median of {args.steps} steps; LM forward + DiT step run separately: {both:.0f} ms")  # fmt: skip
-    print("| row | trained params (M) | step wall (ms) | step CPU (ms) | largest op alloc (MB) "
-          "| peak RSS (MB) |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['row']} | {r['params_M']:.3f} | {r['step_ms']:.0f} | {r['cpu_ms']:.0f} | "
-              f"{r['op_peak_MB']:.1f} | {r['rss_peak_MB']:.0f} |")  # fmt: skip
+    print(markdown_table(rows))
 
 
 if __name__ == "__main__":

@@ -15,14 +15,12 @@ Timings are noisy on a shared machine; they never go into pass/fail tests.
 from __future__ import annotations
 
 import argparse
-import resource
-import statistics
-import time
 
 import torch
 
 from paperzoo.mavil.method import MAViLPretraining
 from paperzoo.mavil.model import SIZES, build_pretraining_model
+from paperzoo.train.bench import markdown_table, measure_step, optimizer_step
 
 
 def _inputs(size: str, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,42 +31,11 @@ def _inputs(size: str, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     return audio, video
 
 
-def _profiled_peak_mb(method: torch.nn.Module, opt: torch.optim.Optimizer, batch) -> float:
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        _step(method, opt, batch)
-    # The largest single-op allocation footprint reported; a lower bound on the step's peak.
-    events = prof.key_averages()
-    return max((e.cpu_memory_usage for e in events), default=0) / 2**20
-
-
-def _step(method: torch.nn.Module, opt: torch.optim.Optimizer, batch) -> None:
-    loss = method(*batch)["loss"]
-    loss.backward()
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-
-
 def _bench(name: str, method: torch.nn.Module, batch, steps: int, warmup: int) -> dict:
     params = [p for p in method.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4)
-    for _ in range(warmup):
-        _step(method, opt, batch)
-    wall, cpu = [], []
-    for _ in range(steps):
-        t0, c0 = time.perf_counter(), time.process_time()
-        _step(method, opt, batch)
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return {
-        "row": name,
-        "params_M": sum(p.numel() for p in params) / 1e6,
-        "step_ms": 1e3 * statistics.median(wall),
-        "cpu_ms": 1e3 * statistics.median(cpu),
-        "op_peak_MB": _profiled_peak_mb(method, opt, batch),
-        "rss_peak_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+    step = optimizer_step(lambda: method(*batch)["loss"], torch.optim.AdamW(params, lr=1e-4))
+    n = sum(p.numel() for p in params)
+    return measure_step(name, step, params=n, steps=steps, warmup=warmup)
 
 
 def main() -> None:
@@ -93,12 +60,7 @@ def main() -> None:
     rows.append(_bench("MAViL stage 2", method2, (audio, video), args.steps, args.warmup))
     print(f"size {args.size}, batch {args.batch}, {args.threads} thread(s), median of "
           f"{args.steps} steps")  # fmt: skip
-    print("| row | trained params (M) | step wall (ms) | step CPU (ms) | largest op alloc (MB) "
-          "| peak RSS (MB) |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['row']} | {r['params_M']:.2f} | {r['step_ms']:.0f} | {r['cpu_ms']:.0f} | "
-              f"{r['op_peak_MB']:.1f} | {r['rss_peak_MB']:.0f} |")  # fmt: skip
+    print(markdown_table(rows))
 
 
 if __name__ == "__main__":
