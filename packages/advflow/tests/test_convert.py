@@ -243,3 +243,45 @@ def test_our_training_checkpoints_load_too(tmp_path):
         assert torch.equal(value, method.generator.state_dict()[key])
     for key, value in d.state_dict().items():
         assert torch.equal(value, method.discriminator.state_dict()[key])
+
+
+# -- the guided stage's classifier (official models/afm/dit/classifier.py) ----------------------
+
+
+def official_classifier_state_dict(seed: int = 5) -> dict[str, torch.Tensor]:
+    """classifier.pth's layout: the DiT keys with t_embedder, without y_embedder and DiT's
+    final_layer, plus cls_embed [D] and final_layer.1 = Linear(D, 1000) (final_layer.0 is a
+    LayerNorm without affine, so it has no keys)."""
+    sd = official_state_dict(time=True, discriminator=True, seed=seed)
+    g = torch.Generator().manual_seed(seed + 100)
+    del sd["y_embedder.embedding_table.weight"], sd["dis_embed"]
+    sd["cls_embed"] = 0.1 * torch.randn(D, generator=g)
+    sd["final_layer.1.weight"] = 0.1 * torch.randn(CLASSES, D, generator=g)
+    sd["final_layer.1.bias"] = 0.1 * torch.randn(CLASSES, generator=g)
+    return sd
+
+
+def official_classifier(sd, x, t):
+    """Classifier.forward: patches + pos_embed, e = t_embedder(t·1000), the cls token first,
+    the blocks on e alone, LayerNorm + Linear on the cls token."""
+    h, e = _patches(sd, x), _t_embed(sd, "t_embedder", t * 1000)
+    h = torch.cat([sd["cls_embed"].view(1, 1, -1).repeat(len(x), 1, 1), h], dim=1)
+    for i in range(DEPTH):
+        h = _block(sd, i, h, e)
+    return F.linear(_ln(h[:, 0]), sd["final_layer.1.weight"], sd["final_layer.1.bias"])
+
+
+def test_classifier_checkpoint_loads_and_matches_the_official_forward(tmp_path):
+    sd = official_classifier_state_dict()
+    model = create_model("advflow_b2_classifier", checkpoint_path=_save(tmp_path, "cls.pth", sd),
+                         depth=DEPTH, hidden_size=D, num_heads=4).eval()  # fmt: skip
+    x, _ = _inputs()
+    t = torch.tensor([0.05, 0.7])
+    with torch.no_grad():
+        out = model(x, t)
+        torch.testing.assert_close(out, official_classifier(sd, x, t), rtol=1e-4, atol=1e-5)
+    assert out.shape == (2, CLASSES)
+    # a generator file is not a classifier
+    with pytest.raises(CheckpointMismatchError):
+        create_model("advflow_b2_classifier", depth=DEPTH, hidden_size=D, num_heads=4,
+                     checkpoint_path=_save(tmp_path, "g.pth", official_state_dict(time=True)))  # fmt: skip

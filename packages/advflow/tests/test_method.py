@@ -303,3 +303,126 @@ def test_one_trainer_run_alternates_the_two_optimizers(tmp_path):
     assert method.grad_norm.square_avg.item() > 0
     assert trainer.ema is not None and int(trainer.ema.n_averaged) == 2
     assert (tmp_path / "model_ema.safetensors").is_file()
+
+
+# -- the guided stage: classifier guidance and discriminator augmentation ---------------------
+
+
+def _classifier(seed: int = 2) -> torch.nn.Module:
+    from paperzoo.advflow.model import build_classifier
+
+    return _randomize(build_classifier("B", **SMALL), seed)
+
+
+def test_classifier_guidance_loss_by_hand():
+    from paperzoo.advflow.method import classifier_guidance_loss
+
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    labels = torch.tensor([0, 2, 1])
+    t = torch.tensor([0.05, 0.1, 0.3])  # the last is outside [0, 0.1]
+    ce = [-math.log(math.exp(2) / (math.exp(2) + 1 + math.exp(-1))),
+          -math.log(1 / (2 + math.e)), math.log(3)]  # fmt: skip
+    got = classifier_guidance_loss(logits, labels, t, cg_scale=0.003, lo=0.0, hi=0.1)
+    assert got.item() == pytest.approx(0.003 * (ce[0] + ce[1] + 0.0) / 3, rel=1e-5)
+    none = classifier_guidance_loss(logits, labels, t + 0.5, cg_scale=0.003, lo=0.0, hi=0.1)
+    assert none.item() == 0.0
+
+
+def test_the_generator_step_adds_the_cg_term_computed_from_the_frozen_classifier():
+    from paperzoo.advflow.method import classifier_guidance_loss
+
+    classifier = _classifier()
+    method = _method(classifier=classifier, cg_scale=0.003, cg_interpolate=True)
+    x, y = _batch()
+    torch.manual_seed(11)
+    out = method.training_step((x, y), 1, "generator")
+    # the same draws by hand: the pair (t_cg ~ U(0, 0.1), its noise), then G and C
+    torch.manual_seed(11)
+    p = method._pair((x, y))
+    assert ((p["t_cg"] >= 0) & (p["t_cg"] <= 0.1)).all() and p["t_cg"].std() > 0
+    fake = method.generator.predict_target(p["x_src"], y, p["t_src"], p["t_tgt"])
+    x_cg = (1 - p["t_cg"].view(-1, 1, 1, 1)) * fake + p["t_cg"].view(-1, 1, 1, 1) * p["noise_cg"]
+    want = 0.003 * F.cross_entropy(classifier(x_cg, p["t_cg"]), y)
+    torch.testing.assert_close(out["cg"], want.detach(), rtol=1e-5, atol=1e-7)
+    assert out["cg"] == classifier_guidance_loss(
+        classifier(x_cg, p["t_cg"]), y, p["t_cg"], cg_scale=0.003, lo=0, hi=0.1
+    )
+    torch.testing.assert_close(out["loss"].detach(), out["adv"] + out["ot"] + out["cg"])
+    # gradients reach G, not the classifier
+    method.zero_grad(set_to_none=True)
+    method.training_step((x, y), 1, "generator")["loss"].backward()
+    assert all(p.grad is None for p in classifier.parameters())
+    assert all(not p.requires_grad for p in classifier.parameters())
+    assert method.generator.x_embedder.proj.weight.grad is not None
+
+
+def test_the_cg_gradient_alone_reaches_the_generator():
+    classifier = _classifier()
+    method = _method(classifier=classifier, cg_scale=1.0)
+    x, y = _batch()
+    fake = method.generator(torch.randn_like(x), y).detach().requires_grad_(True)
+    t_cg = torch.full((len(x),), 0.05)
+    cg = method._guidance(fake, {"t_cg": t_cg, "noise_cg": torch.randn_like(x), "y": y})
+    (grad,) = torch.autograd.grad(cg, fake)
+    assert grad.abs().sum() > 0
+    # cg_flow=False: t_cg = t_tgt (= 0 for 1NFE), inside [0, 0.1]; at t_tgt outside, no loss
+    method.cg_flow = False
+    assert torch.equal(method._pair((x, y))["t_cg"], torch.zeros(len(x)))
+    far = method._guidance(fake, {"t_cg": t_cg + 0.5, "noise_cg": torch.randn_like(x), "y": y})
+    assert far.item() == 0.0
+
+
+def test_the_unguided_method_has_no_cg_term_and_the_same_random_stream():
+    x, y = _batch()
+    torch.manual_seed(5)
+    a = _method().training_step((x, y), 1, "generator")
+    torch.manual_seed(5)
+    b = _method(augment_p=0.0).training_step((x, y), 1, "generator")
+    assert "cg" not in a and torch.equal(a["loss"], b["loss"])
+
+
+def test_augmentation_applies_one_transform_to_real_and_fake():
+    from paperzoo.advflow.method import augment_pair
+
+    real = torch.rand(16, 4, 8, 8) + 1.0  # no zeros before augmenting
+    fake = torch.rand(16, 4, 8, 8) + 1.0
+    torch.manual_seed(0)
+    real_aug, fake_aug = augment_pair(real, fake, 1.0)
+    assert real_aug.shape == real.shape and fake_aug.shape == fake.shape
+    erased_real, erased_fake = real_aug == 0, fake_aug == 0
+    assert erased_real.any() and torch.equal(erased_real, erased_fake)
+    # the same input in both halves comes out the same
+    torch.manual_seed(1)
+    a, b = augment_pair(real, real.clone(), 1.0)
+    assert torch.equal(a, b) and not torch.equal(a, real)
+    # p = 0 is the identity
+    same_real, same_fake = augment_pair(real, fake, 0.0)
+    assert same_real is real and same_fake is fake
+
+
+def test_augmentation_is_in_both_steps_and_lets_the_gradient_through():
+    x, y = _batch()
+    for optimizer in ("discriminator", "generator"):
+        torch.manual_seed(7)
+        plain = _method().training_step((x, y), 1, optimizer)
+        torch.manual_seed(7)
+        aug = _method(augment_p=1.0).training_step((x, y), 1, optimizer)
+        assert not torch.equal(plain["logits_real"], aug["logits_real"])
+    method = _method(augment_p=1.0)
+    method.training_step((x, y), 1, "generator")["loss"].backward()
+    assert method.generator.x_embedder.proj.weight.grad.abs().sum() > 0
+
+
+def test_noisy_classifier_training_step_by_hand():
+    from paperzoo.advflow.method import NoisyClassifierTraining
+
+    classifier = _classifier()
+    method = NoisyClassifierTraining(classifier)
+    x, y = _batch()
+    torch.manual_seed(4)
+    out = method.training_step((x, y), 0)
+    torch.manual_seed(4)
+    t = torch.rand(len(x))
+    x_t = (1 - t.view(-1, 1, 1, 1)) * x + t.view(-1, 1, 1, 1) * torch.randn_like(x)
+    torch.testing.assert_close(out["loss"], F.cross_entropy(classifier(x_t, t), y))
+    assert method.trainable_module() is classifier

@@ -31,7 +31,8 @@ PAPER_MILLIONS = {
 def test_models_recipes_and_paper_are_discovered_by_name():
     assert set(list_models("advflow_*")) == set(PARAMS)
     assert {"advflow_tiny", "advflow_paper"} <= set(list_recipes())
-    assert get_recipe("advflow_paper").reference == {"fid": 2.38}
+    assert get_recipe("advflow_paper").reference == {}  # the unguided stage
+    assert get_recipe("advflow_paper_guided").reference == {"fid": 2.38}
     assert get_recipe("advflow_tiny").study == "paperzoo.advflow.recipes:tiny_study"
     paper = get_paper("advflow")
     assert paper.arxiv == "2511.22475"
@@ -102,3 +103,9 @@ def test_recipes_and_the_declared_claims():
     assert (approaches.arm, approaches.baseline, approaches.rule) == (
         "fm_heun_many", "advflow_1nfe", "not_better",
     )  # fmt: skip
+
+
+def test_the_guided_stage_recipes_are_discovered():
+    assert {"advflow_paper_classifier", "advflow_paper_guided"} <= set(list_recipes())
+    assert get_recipe("advflow_paper_guided").reference == {"fid": 2.38}
+    assert get_recipe("advflow_paper_classifier").config.endswith(":paper_classifier_config")

@@ -196,3 +196,57 @@ def test_the_digit_splits_are_disjoint_and_test_is_the_classifiers_held_out_500(
     train_set = {bytes(v.numpy().tobytes()) for v in x.flatten(1).half()}
     for scored in (test.scored, val.scored):
         assert not any(bytes(v.numpy().tobytes()) in train_set for v in scored.flatten(1).half())
+
+
+def test_the_headline_chain_unguided_then_classifier_then_guided(imagenet, tmp_path):
+    """advflow_paper -> advflow_paper_classifier -> advflow_paper_guided, 2 steps each, at the
+    pipeline-test size: the guided run starts from the unguided EMA generator and its
+    discriminator, loads the classifier and logs the cg term."""
+    from paperzoo.advflow.recipes import paper_classifier_config, paper_guided_config
+
+    root, inception, reference = imagenet
+    base = _pipeline_config(root, inception, reference)
+    latents = str(tmp_path / "_latents")  # encoded once, shared by the three runs
+    short = dataclasses.replace(base.advflow, max_steps=2, ot_steps=2)
+    unguided = dataclasses.replace(base, advflow=short, latents_dir=latents,
+                                   eval=dataclasses.replace(base.eval, num_samples=0))  # fmt: skip
+    run_recipe(get_recipe("advflow_paper"), out_dir=tmp_path / "unguided", config=unguided)
+    # the classifier recipe: the paper's classifier stage at the test size
+    paper_cls = paper_classifier_config()
+    assert paper_cls.method == "classifier" and paper_cls.classifier.ema_decay == 0.9995
+    cls_cfg = dataclasses.replace(
+        unguided, method="classifier",
+        classifier=dataclasses.replace(paper_cls.classifier, max_steps=2, batch_size=4,
+                                       optim=dataclasses.replace(paper_cls.classifier.optim,
+                                                                 lr=1e-3)),
+    )  # fmt: skip
+    summary = run_recipe(get_recipe("advflow_paper_classifier"), out_dir=tmp_path / "cls",
+                         config=cls_cfg)  # fmt: skip
+    assert summary["steps"] == 2 and summary["metrics"]["train_seconds"] > 0
+    cls_file = tmp_path / "cls" / "train" / "model_ema.safetensors"
+    assert summary["extra"]["classifier"] == str(cls_file) and cls_file.is_file()
+    # the guided recipe's values, with the three files
+    guided_paper = paper_guided_config()
+    assert (guided_paper.advflow.cg_scale, guided_paper.advflow.augment_p) == (0.003, 0.4)
+    ckpt = sorted((tmp_path / "unguided" / "train" / "checkpoints").glob("step_*.pt"))[-1]
+    g_file = tmp_path / "unguided" / "train" / "model_ema.safetensors"
+    guided_stage = dataclasses.replace(
+        guided_paper.advflow, max_steps=2, batch_size=4, ot_steps=2,
+        generator_optim=short.generator_optim, discriminator_optim=short.discriminator_optim,
+        generator_checkpoint=str(g_file), discriminator_checkpoint=str(ckpt),
+    )  # fmt: skip
+    guided = dataclasses.replace(
+        base, advflow=guided_stage, latents_dir=latents,
+        classifier=dataclasses.replace(guided_paper.classifier, checkpoint=str(cls_file)),
+    )  # fmt: skip
+    summary = run_recipe(get_recipe("advflow_paper_guided"), out_dir=tmp_path / "guided",
+                         config=guided)  # fmt: skip
+    assert summary["steps"] == 2 and np.isfinite(summary["metrics"]["fid"])
+    records = [json.loads(r) for r in
+               (tmp_path / "guided" / "train" / "metrics.jsonl").read_text().splitlines()]  # fmt: skip
+    cg = [r["generator/cg"] for r in records if "generator/cg" in r]
+    assert cg and all(np.isfinite(v) and v > 0 for v in cg)
+    # without the classifier file the guided recipe says what to pass
+    missing = dataclasses.replace(guided, classifier=guided_paper.classifier)
+    with pytest.raises(FileNotFoundError, match=r"classifier\.checkpoint"):
+        run_recipe(get_recipe("advflow_paper_guided"), out_dir=tmp_path / "g2", config=missing)

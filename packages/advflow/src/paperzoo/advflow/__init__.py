@@ -1,7 +1,7 @@
 """paperzoo.advflow: Adversarial Flow Models (Lin, Yang, Lin, Chen, Fan; arXiv 2511.22475).
 
 1NFE, fixed N-step, any-step and deep (weight-shared) DiT generators, the DiT discriminator,
-the adversarial flow objective (:class:`AdvFlow`) and the official checkpoint loader.
+the guided stage's noisy-latent classifier, the adversarial flow objective (:class:`AdvFlow`) and the official checkpoint loader.
 
 The names below are imported on first use, so ``import paperzoo.advflow`` does not import torch.
 """
@@ -15,6 +15,9 @@ __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
     "AdvFlow": "paperzoo.advflow.method",
+    "AdvFlowClassifier": "paperzoo.advflow.model",
+    "NoisyClassifierTraining": "paperzoo.advflow.method",
+    "build_classifier": "paperzoo.advflow.model",
     "AdvFlowDiscriminator": "paperzoo.advflow.model",
     "AdvFlowGenerator": "paperzoo.advflow.model",
     "GradientNormalization": "paperzoo.advflow.method",

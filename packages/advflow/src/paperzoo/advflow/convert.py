@@ -12,10 +12,13 @@ are facebookresearch/DiT's, without a prefix, which are our modules' own
   has 4 channels (``learn_sigma=False``).
 - The discriminator layout: the DiT backbone without ``final_layer``, plus ``dis_embed`` [D]
   and ``final_layer.1.weight`` [1, D] (and ``t_embedder.*`` for the multi-step ones).
+- The guided stage's ``classifier.pth`` (``Classifier``): the DiT backbone with ``t_embedder``,
+  without ``y_embedder`` and DiT's ``final_layer``, plus ``cls_embed`` [D] and
+  ``final_layer.1.{weight,bias}`` [num_classes, D] / [num_classes].
 
 Also read: our Trainer's outputs, ``model.safetensors`` / ``model_ema.safetensors`` (the
 generator alone, in the same keys) and ``checkpoints/step_*.pt`` (the whole :class:`AdvFlow`
-method: the ``generator.`` or ``discriminator.`` part is taken). A DDP ``module.`` prefix and
+method: the ``generator.``, ``discriminator.`` or ``classifier.`` part is taken). A DDP ``module.`` prefix and
 the usual wrappers (``state_dict``, ``model``, ``ema``) are removed by
 :func:`paperzoo.core.checkpoint.unwrap_state_dict`. Files are read with safetensors or
 ``torch.load(weights_only=True)``.
@@ -35,9 +38,14 @@ __all__ = ["convert_state_dict", "load_checkpoint"]
 
 def _part(state: dict[str, Any], model: nn.Module) -> dict[str, Any]:
     """The generator's or discriminator's keys of an AdvFlow method state, else ``state``."""
-    from paperzoo.advflow.model import AdvFlowDiscriminator
+    from paperzoo.advflow.model import AdvFlowClassifier, AdvFlowDiscriminator
 
-    prefix = "discriminator." if isinstance(model, AdvFlowDiscriminator) else "generator."
+    if isinstance(model, AdvFlowClassifier):
+        prefix = "classifier."
+    elif isinstance(model, AdvFlowDiscriminator):
+        prefix = "discriminator."
+    else:
+        prefix = "generator."
     if any(k.startswith(prefix) for k in state) and not any(
         k.startswith("x_embedder.") for k in state
     ):

@@ -20,6 +20,18 @@ x_tgt. With w = clamp(|t_src - t_tgt|, 0.001) (w = 1 for 1NFE, t_src = 1, t_tgt 
 
 Trainer steps alternate D and G (``GanStepPlan(d_steps_per_g=1)``); the OT schedule is
 indexed by the trainer step, which counts both, as the official loop's ``step`` does.
+
+**The guided stage** (official ``train_adversarial_flow_imagenet.py``, ``prepare_input`` and
+``training_step``; ``configs/train/afm/train_afm_1nfe_cg.yaml``), both off by default:
+
+- Classifier guidance (``classifier`` given, ``cg_scale`` > 0): G's loss also gets
+  mean(cg·CE(C(x_cg, t_cg), y)·[lo <= t_cg <= hi]) from a frozen noisy-latent classifier C.
+  t_cg ~ U(lo, hi) (``cg_flow``, official ``adversarial.cg_flow``) or t_cg = t_tgt;
+  x_cg = (1 - t_cg)·x̂_tgt + t_cg·ε (``cg_interpolate``, official ``cls.flow``) or x̂_tgt.
+- Discriminator augmentation (``augment_p`` > 0): kornia RandomTranslate(p, (0, 0.3),
+  nearest) then RandomErasing(p, scale (0.1, 0.5)) three times, on the channel-concatenation
+  of real and fake targets so both get the same transform, before D in both steps (the R1/R2
+  perturbations are added to the augmented samples; OT and CG use the unaugmented x̂_tgt).
 """
 
 from __future__ import annotations
@@ -36,6 +48,9 @@ from torch import nn
 __all__ = [
     "AdvFlow",
     "GradientNormalization",
+    "NoisyClassifierTraining",
+    "augment_pair",
+    "classifier_guidance_loss",
     "cosine_schedule",
     "discriminator_losses",
     "generator_losses",
@@ -155,6 +170,45 @@ def generator_losses(
     return {"adv": adv, "ot": ot}
 
 
+def classifier_guidance_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    t_cg: torch.Tensor,
+    *,
+    cg_scale: float,
+    lo: float,
+    hi: float,
+) -> torch.Tensor:
+    """mean over the batch of cg_scale·CE(logits, labels), 0 where t_cg is outside [lo, hi]."""
+    per_sample = F.cross_entropy(logits, labels, reduction="none").mul(cg_scale)
+    inside = (t_cg >= lo) & (t_cg <= hi)
+    return torch.where(inside, per_sample, torch.zeros_like(per_sample)).mean()
+
+
+def augment_pair(
+    real: torch.Tensor, fake: torch.Tensor, p: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The official discriminator augmentation, one random transform per sample shared by its
+    real and fake: translate by up to 30% (nearest), then three random erasings of 10-50% of
+    the area, each applied with probability ``p`` (kornia). ``p`` <= 0: the inputs unchanged.
+
+    Real and fake are concatenated along channels so the per-sample transform is drawn once
+    (the official "HACK"; it relies on no op treating channels independently)."""
+    if p <= 0:
+        return real, fake
+    from kornia.augmentation import RandomErasing, RandomTranslate
+
+    augment = nn.Sequential(
+        RandomTranslate(p=p, translate_x=(0.0, 0.3), translate_y=(0.0, 0.3), resample="NEAREST"),
+        RandomErasing(p=p, scale=(0.1, 0.5)),
+        RandomErasing(p=p, scale=(0.1, 0.5)),
+        RandomErasing(p=p, scale=(0.1, 0.5)),
+    )
+    out = augment(torch.cat([real, fake], dim=1))
+    real_aug, fake_aug = out.chunk(2, dim=1)
+    return real_aug, fake_aug
+
+
 @contextlib.contextmanager
 def _frozen(module: nn.Module) -> Iterator[None]:
     """Record the forward without gradients for ``module``'s parameters (D in a G step)."""
@@ -192,10 +246,25 @@ class AdvFlow(nn.Module):
         ot_steps: int = 1_000_000,
         grad_norm: bool = True,
         grad_norm_decay: float = 0.9,
+        classifier: nn.Module | None = None,
+        cg_scale: float = 0.0,
+        cg_flow: bool = True,
+        cg_interpolate: bool = False,
+        cg_timestep_lo: float = 0.0,
+        cg_timestep_hi: float = 0.1,
+        augment_p: float = 0.0,
     ) -> None:
         super().__init__()
         self.generator = generator
         self.discriminator = discriminator
+        # The guided stage's frozen classifier (never optimised; gradients pass through it to
+        # G's output only).
+        self.classifier = classifier
+        if classifier is not None:
+            classifier.requires_grad_(False).eval()
+        self.cg_scale, self.cg_flow, self.cg_interpolate = cg_scale, cg_flow, cg_interpolate
+        self.cg_timestep_lo, self.cg_timestep_hi = cg_timestep_lo, cg_timestep_hi
+        self.augment_p = augment_p
         self.gp_scale, self.gp_fraction, self.gp_eps = gp_scale, gp_fraction, gp_eps
         self.centering = centering
         self.ot_start, self.ot_end, self.ot_steps = ot_start, ot_end, ot_steps
@@ -227,8 +296,22 @@ class AdvFlow(nn.Module):
         x_src = _interpolate(x, torch.randn_like(x), t_src)
         x_tgt = _interpolate(x, torch.randn_like(x), t_tgt)
         weighting = (t_src - t_tgt).abs().clamp_min(0.001)
-        return {"y": y, "t_src": t_src, "t_tgt": t_tgt, "x_src": x_src, "x_tgt": x_tgt,
+        pair = {"y": y, "t_src": t_src, "t_tgt": t_tgt, "x_src": x_src, "x_tgt": x_tgt,
                 "w": weighting}  # fmt: skip
+        if self.classifier is not None:  # drawn only when guided: the unguided stream is kept
+            lo, hi = self.cg_timestep_lo, self.cg_timestep_hi
+            if self.cg_flow:  # official: rand·(lo - hi) + hi
+                pair["t_cg"] = torch.rand(x.shape[0], device=x.device) * (lo - hi) + hi
+            else:
+                pair["t_cg"] = t_tgt.clone()
+            pair["noise_cg"] = torch.randn_like(x)
+        return pair
+
+    def train(self, mode: bool = True) -> AdvFlow:
+        super().train(mode)
+        if self.classifier is not None:
+            self.classifier.eval()  # frozen: always in eval mode, as the official
+        return self
 
     def _d(self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.discriminator(x, y, t if self.discriminator.uses_time else None)
@@ -244,7 +327,8 @@ class AdvFlow(nn.Module):
     def _discriminator_step(self, p: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             fake = self.generator.predict_target(p["x_src"], p["y"], p["t_src"], p["t_tgt"])
-        real, y, t = p["x_tgt"], p["y"], p["t_tgt"]
+        real, fake = augment_pair(p["x_tgt"], fake, self.augment_p)
+        y, t = p["y"], p["t_tgt"]
         b = real.shape[0]
         g = max(round(b * self.gp_fraction), 1)
         real_gp = real[:g] + self.gp_eps * torch.randn_like(real[:g])
@@ -269,15 +353,52 @@ class AdvFlow(nn.Module):
     def _generator_step(self, p: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         fake = self.generator.predict_target(p["x_src"], p["y"], p["t_src"], p["t_tgt"])
         ot = self.ot_scale(step)
+        real_aug, fake_aug = augment_pair(p["x_tgt"], fake, self.augment_p)
         with _frozen(self.discriminator):
             with torch.no_grad():
-                lr = self._d(p["x_tgt"], p["y"], p["t_tgt"])
-            lf = self._d(self.grad_norm(fake), p["y"], p["t_tgt"])
+                lr = self._d(real_aug, p["y"], p["t_tgt"])
+            lf = self._d(self.grad_norm(fake_aug), p["y"], p["t_tgt"])
         terms = generator_losses(lr, lf, fake, p["x_src"], p["w"], ot_scale=ot)
+        loss = terms["adv"] + terms["ot"]
+        if self.classifier is not None:
+            terms["cg"] = self._guidance(fake, p)
+            loss = loss + terms["cg"]
         return {
-            "loss": terms["adv"] + terms["ot"],
+            "loss": loss,
             **{k: v.detach() for k, v in terms.items()},
             "ot_scale": torch.tensor(ot),
             "logits_real": lr.detach().mean(),
             "logits_fake": lf.detach().mean(),
         }
+
+    def _guidance(self, fake: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The classifier-guidance term of the G loss (the classifier's weights get no grad)."""
+        assert self.classifier is not None
+        t_cg = p["t_cg"]
+        x_cg = _interpolate(fake, p["noise_cg"], t_cg) if self.cg_interpolate else fake
+        logits = self.classifier(x_cg, t_cg)
+        return classifier_guidance_loss(
+            logits, p["y"], t_cg, cg_scale=self.cg_scale, lo=self.cg_timestep_lo,
+            hi=self.cg_timestep_hi,
+        )  # fmt: skip
+
+
+class NoisyClassifierTraining(nn.Module):
+    """Training of the guided stage's noisy-latent classifier (official
+    ``train_adversarial_flow_classifier.py``, ``prepare_input`` / ``training_step``): for a
+    batch ``(x, y)``, t ~ U(0, 1) per sample, x_t = (1 - t)·x + t·ε, loss CE(C(x_t, t), y)."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def trainable_module(self) -> nn.Module:
+        return self.classifier
+
+    def training_step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
+        x, y = batch[0], batch[1]
+        t = torch.rand(x.shape[0], device=x.device)
+        logits = self.classifier(_interpolate(x, torch.randn_like(x), t), t)
+        loss = F.cross_entropy(logits, y)
+        accuracy = (logits.detach().argmax(1) == y).float().mean()
+        return {"loss": loss, "accuracy": accuracy}

@@ -34,17 +34,20 @@ from paperzoo.gen.dit import DiT, DiTDiscriminator, TimestepEmbedder, dit_kwargs
 
 __all__ = [
     "TINY",
+    "AdvFlowClassifier",
     "AdvFlowDiscriminator",
     "AdvFlowGenerator",
     "GeneratorKind",
     "advflow_b2_1nfe",
     "advflow_b2_anystep",
+    "advflow_b2_classifier",
     "advflow_b2_discriminator",
     "advflow_l2_1nfe",
     "advflow_l2_discriminator",
     "advflow_m2_1nfe",
     "advflow_m2_discriminator",
     "advflow_tiny_1nfe",
+    "advflow_tiny_classifier",
     "advflow_tiny_discriminator",
     "advflow_xl2_1nfe",
     "advflow_xl2_2nfe",
@@ -52,6 +55,7 @@ __all__ = [
     "advflow_xl2_56layer_1nfe",
     "advflow_xl2_112layer_1nfe",
     "advflow_xl2_discriminator",
+    "build_classifier",
     "build_discriminator",
     "build_generator",
 ]
@@ -204,6 +208,48 @@ class AdvFlowDiscriminator(DiTDiscriminator):
         return self.head(self.run_blocks(self.embed(x), c), c)
 
 
+class AdvFlowClassifier(DiT):
+    """The noisy-latent classifier of the guided stage (official ``models/afm/dit/classifier.py``
+    ``Classifier``, config ``train_afm_1nfe_cg.yaml`` ``cls.model``: B/2).
+
+    The DiT backbone with its time embedder and no label embedder: a learnable token
+    ``cls_embed`` [D] (randn·0.02) is prepended to the position-embedded patches, every block is
+    modulated by ``t_embedder(t·1000)`` alone, and ``final_layer = Sequential(LayerNorm without
+    affine, Linear(D, num_classes))`` reads that token. Keys: the DiT backbone's without
+    ``y_embedder.*`` and DiT's ``final_layer``, plus ``cls_embed`` and ``final_layer.1.*``.
+    """
+
+    def __init__(self, **dit_args) -> None:
+        dit_args = {**dit_args, "class_dropout_prob": 0.0, "learn_sigma": False}
+        super().__init__(**dit_args, time_embedder=True, final_layer=False)
+        del self.y_embedder  # the official deletes it: no label input
+        # Created after the DiT init, as the official: randn·0.02 and PyTorch's default Linear.
+        self.cls_embed = nn.Parameter(torch.randn(self.hidden_size) * 0.02)
+        self.final_layer = nn.Sequential(
+            nn.LayerNorm(self.hidden_size, elementwise_affine=False, eps=1e-6),
+            nn.Linear(self.hidden_size, self.num_classes, bias=True),
+        )
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:  # type: ignore[override]
+        """x (B, C, H, W) at t, t (B,) or scalar in [0, 1] -> (B, num_classes) logits."""
+        tokens = self.embed(x)
+        token = self.cls_embed.to(tokens.dtype).expand(tokens.shape[0], 1, -1)
+        tokens = torch.cat([token, tokens], dim=1)
+        assert self.t_embedder is not None
+        c = self.t_embedder(_t1000(t, x.shape[0], x.device))
+        return self.final_layer(self.run_blocks(tokens, c)[:, 0])
+
+
+def build_classifier(size: str, **overrides) -> AdvFlowClassifier:
+    """The classifier at DiT size ``size`` on ImageNet latents (or ``"tiny"``), as
+    :func:`build_generator`."""
+    if size == "tiny":
+        args = {**TINY, **overrides}
+    else:
+        args = {**dit_kwargs(size, patch_size=2, **_IMAGENET), **overrides}
+    return AdvFlowClassifier(**args)
+
+
 def build_generator(
     size: str, *, kind: GeneratorKind = "1nfe", steps: int | None = 1, repeat: int = 1,
     **overrides,
@@ -274,6 +320,11 @@ def advflow_b2_anystep(**kwargs) -> AdvFlowGenerator:
     return build_generator("B", **{"kind": "any", "steps": None, **kwargs})
 
 
+def advflow_b2_classifier(**kwargs) -> AdvFlowClassifier:
+    """The guided stage's B/2 noisy-latent classifier (official ``classifier.pth``)."""
+    return build_classifier("B", **kwargs)
+
+
 def advflow_b2_discriminator(**kwargs) -> AdvFlowDiscriminator:
     return build_discriminator("B", **kwargs)
 
@@ -298,3 +349,8 @@ def advflow_tiny_1nfe(**kwargs) -> AdvFlowGenerator:
 def advflow_tiny_discriminator(**kwargs) -> AdvFlowDiscriminator:
     """Not from the paper: the tiny study's discriminator."""
     return build_discriminator("tiny", **kwargs)
+
+
+def advflow_tiny_classifier(**kwargs) -> AdvFlowClassifier:
+    """Not from the paper: a classifier of the tiny study's size (28 x 28 digits)."""
+    return build_classifier("tiny", **kwargs)

@@ -29,6 +29,8 @@ PARAMS = {
     "advflow_m2_discriminator": 303_541_248,
     "advflow_l2_discriminator": 454_659_072,
     "advflow_xl2_discriminator": 670_813_056,
+    "advflow_b2_classifier": 129_307_624,
+    "advflow_tiny_classifier": 710_698,
     "advflow_tiny_1nfe": 699_985,
     "advflow_tiny_discriminator": 676_800,
 }
@@ -52,10 +54,14 @@ _MODELS = {
     "advflow_m2_discriminator": ("M/2 discriminator", "discriminator"),
     "advflow_l2_discriminator": ("L/2 discriminator", "discriminator"),
     "advflow_xl2_discriminator": ("XL/2 discriminator", "discriminator"),
+    "advflow_b2_classifier": ("B/2 noisy-latent classifier of the guided stage (classifier.pth)",
+                              "classifier"),
     "advflow_tiny_1nfe": ("Not from the paper: 28 x 28 digit 1NFE generator (pixel space, "
                           "patch 7, 4 x 96)", "tiny", "generator"),
     "advflow_tiny_discriminator": ("Not from the paper: the tiny discriminator", "tiny",
                                    "discriminator"),
+    "advflow_tiny_classifier": ("Not from the paper: a tiny noisy-image classifier", "tiny",
+                                "classifier"),
 }  # fmt: skip
 
 
@@ -145,7 +151,35 @@ def paperzoo_recipes() -> list[RecipeSpec]:
             description=(
                 "XL/2 1NFE on ImageNet-256 (--data: an ImageFolder train/ + val/, encoded "
                 "once to sd-vae-ft-mse latents; --set vae.path=... eval.inception_weights=... "
-                "eval.reference_npz=...), FID-50K"
+                "eval.reference_npz=...), FID-50K. The unguided first stage: the headline 2.38 "
+                "needs advflow_paper_classifier, then advflow_paper_guided"
+            ),
+            reference={},
+        ),
+        RecipeSpec(
+            name="advflow_paper_classifier",
+            config=f"{recipes}:paper_classifier_config",
+            runner=runner,
+            paper="advflow",
+            variant="paper_classifier",
+            description=(
+                "The guided stage's B/2 noisy-latent classifier on ImageNet-256 latents "
+                "(--data as advflow_paper): t ~ U(0, 1), cross-entropy; trains only "
+                "(train/model_ema.safetensors)"
+            ),
+            reference={},
+        ),
+        RecipeSpec(
+            name="advflow_paper_guided",
+            config=f"{recipes}:paper_guided_config",
+            runner=runner,
+            paper="advflow",
+            variant="paper_guided",
+            description=(
+                "XL/2 1NFE guided fine-tuning (classifier guidance 0.003, discriminator "
+                "augmentation 0.4) from advflow_paper's EMA generator and discriminator "
+                "(--set advflow.generator_checkpoint=... advflow.discriminator_checkpoint=... "
+                "classifier.checkpoint=...), FID-50K"
             ),
             reference={"fid": 2.38},
         ),

@@ -16,7 +16,18 @@ over 1M steps, gradient normalisation on. Evaluated by FID-50K (50 per class) wi
 Inception network (``eval.inception_weights``) against ADM's reference batch
 (``eval.reference_npz``). The headline 2.38 is the *guided* checkpoint: classifier guidance
 and discriminator augmentation in a later fine-tuning stage (``train_1nfe_cg.yaml``) that is
-not implemented here; this recipe is the first (unguided) stage.
+run by ``advflow_paper_guided``; this recipe is the first (unguided) stage.
+
+**classifier** (``advflow_paper_classifier``): the guided stage's B/2 noisy-latent classifier
+(official ``configs/train/afm/train_afm_classifier.yaml`` and
+``train_adversarial_flow_classifier.py``): t ~ U(0, 1), CE on x_t, global batch 256, AdamW lr
+1e-4, betas (0.9, 0.95), wd 0.01, eps 1e-8, clip 50, EMA 0.9995.
+
+**guided** (``advflow_paper_guided``): the fine-tuning of ``train_afm_1nfe_cg.yaml``, started
+from the unguided stage's last EMA generator and its discriminator (``--set
+advflow.generator_checkpoint=... advflow.discriminator_checkpoint=...``) with the frozen
+classifier (``--set classifier.checkpoint=...``): cg 0.003, t_cg ~ U(0, 0.1), discriminator
+augmentation p 0.4, everything else as ``advflow_paper``.
 
 **tiny** (``advflow_tiny``): the claim study of :func:`tiny_study`.
 """
@@ -36,9 +47,12 @@ __all__ = [
     "TINY_ARMS",
     "AdvFlowRecipeConfig",
     "AdvFlowStage",
+    "ClassifierStage",
     "EvalConfig",
     "FlowMatchingStage",
+    "paper_classifier_config",
     "paper_config",
+    "paper_guided_config",
     "pipeline_test_config",
     "tiny_config",
     "tiny_study",
@@ -78,6 +92,30 @@ class AdvFlowStage:
     clip_discriminator: float = 50.0
     generator_optim: OptimConfig = field(default_factory=lambda: _adamw(1e-4))
     discriminator_optim: OptimConfig = field(default_factory=lambda: _adamw(1e-4))
+    # The guided stage (0 / "" = off; official values in paper_guided_config).
+    cg_scale: float = 0.0
+    cg_flow: bool = True  # t_cg ~ U(lo, hi) (official adversarial.cg_flow), else t_cg = t_tgt
+    cg_interpolate: bool = False  # classify (1-t_cg)·x̂ + t_cg·ε (official cls.flow), else x̂
+    cg_timestep_lo: float = 0.0
+    cg_timestep_hi: float = 0.1
+    augment_p: float = 0.0
+    generator_checkpoint: str = ""  # start G (and its EMA) from this file
+    discriminator_checkpoint: str = ""  # start D from this file
+
+
+@dataclass
+class ClassifierStage:
+    """The noisy-latent classifier (:class:`paperzoo.advflow.model.AdvFlowClassifier`):
+    trained by ``method=classifier`` (official ``train_afm_classifier.yaml``), or loaded from
+    ``checkpoint`` for the guided stage (official ``cls.checkpoint: classifier.pth``)."""
+
+    model: str = "B"
+    checkpoint: str = ""
+    max_steps: int = 5_000_000  # official: "an arbitrary large number"
+    batch_size: int = 256
+    clip: float = 50.0
+    ema_decay: float = 0.9995
+    optim: OptimConfig = field(default_factory=lambda: _adamw(1e-4, betas=(0.9, 0.95)))
 
 
 @dataclass
@@ -130,7 +168,7 @@ class AdvFlowRecipeConfig:
 
     seed: int = 0
     model: str = "XL"
-    method: Literal["advflow", "flow_matching"] = "advflow"
+    method: Literal["advflow", "flow_matching", "classifier"] = "advflow"
     sampler: Literal["generator", "euler", "heun"] = "generator"
     sample_steps: int = 1
     split: Literal["val", "test"] = "test"
@@ -138,6 +176,7 @@ class AdvFlowRecipeConfig:
     latents_dir: str = ""  # default: OUT/_latents (a study: its shared folder)
     advflow: AdvFlowStage = field(default_factory=AdvFlowStage)
     flow: FlowMatchingStage = field(default_factory=FlowMatchingStage)
+    classifier: ClassifierStage = field(default_factory=ClassifierStage)
     eval: EvalConfig = field(default_factory=EvalConfig)
     vae: VAEConfig = field(default_factory=VAEConfig)
     trainer: TrainerConfig = field(
@@ -156,6 +195,26 @@ class AdvFlowRecipeConfig:
 def paper_config() -> AdvFlowRecipeConfig:
     """XL/2 1NFE on ImageNet-256 latents (official ``train_1nfe.yaml``)."""
     return AdvFlowRecipeConfig(model="XL")
+
+
+def paper_guided_config() -> AdvFlowRecipeConfig:
+    """The guided 1NFE fine-tuning (official ``train_afm_1nfe_cg.yaml``): ``advflow_paper`` plus
+    cg 0.003 with the frozen B/2 classifier, t_cg ~ U(0, 0.1) on x̂ itself, augmentation p
+    0.4; G, D and the classifier from the files ``--set`` names."""
+    cfg = paper_config()
+    return dataclasses.replace(
+        cfg, advflow=dataclasses.replace(cfg.advflow, cg_scale=0.003, augment_p=0.4)
+    )
+
+
+def paper_classifier_config() -> AdvFlowRecipeConfig:
+    """The B/2 noisy-latent classifier on ImageNet-256 latents (official
+    ``train_afm_classifier.yaml``); trains only (``model_ema.safetensors`` is the file the
+    guided stage reads)."""
+    cfg = paper_config()
+    return dataclasses.replace(
+        cfg, method="classifier", eval=dataclasses.replace(cfg.eval, num_samples=0)
+    )
 
 
 def pipeline_test_config(root: str) -> AdvFlowRecipeConfig:

@@ -32,8 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from paperzoo.advflow.method import AdvFlow
-from paperzoo.advflow.model import build_discriminator, build_generator
+from paperzoo.advflow.method import AdvFlow, NoisyClassifierTraining
+from paperzoo.advflow.model import build_classifier, build_discriminator, build_generator
 from paperzoo.advflow.recipes import AdvFlowRecipeConfig
 from paperzoo.core.config import to_dict
 from paperzoo.core.io import atomic_write_json
@@ -141,6 +141,20 @@ def _discriminator(cfg: AdvFlowRecipeConfig) -> nn.Module:
     return build_discriminator(cfg.model, use_time=use_time)
 
 
+def _classifier(cfg: AdvFlowRecipeConfig) -> nn.Module:
+    if cfg.model == "latent_test":
+        return build_classifier("tiny", **_LATENT_TEST)
+    return build_classifier(cfg.classifier.model)
+
+
+def _load(model: nn.Module, path: str, what: str) -> nn.Module:
+    from paperzoo.advflow.convert import load_checkpoint
+
+    if not Path(path).expanduser().is_file():
+        raise FileNotFoundError(f"{what} {path!r} not found")
+    return load_checkpoint(model, Path(path).expanduser())
+
+
 def _phase(ctx: RunContext, out_dir: Path) -> RunContext:
     return dataclasses.replace(ctx, out_dir=out_dir)
 
@@ -151,10 +165,28 @@ def train_advflow(
     """Train generator and discriminator; returns (the EMA generator, the final TrainState)."""
     a = cfg.advflow
     seed_everything(cfg.seed)  # the same initial weights on every rank
+    generator, discriminator = _generator(cfg), _discriminator(cfg)
+    # The guided stage starts from the unguided one's files (the EMA starts from G as loaded).
+    if a.generator_checkpoint:
+        _load(generator, a.generator_checkpoint, "advflow.generator_checkpoint")
+    if a.discriminator_checkpoint:
+        _load(discriminator, a.discriminator_checkpoint, "advflow.discriminator_checkpoint")
+    classifier = None
+    if a.cg_scale > 0:
+        if not cfg.classifier.checkpoint:
+            raise FileNotFoundError(
+                "classifier guidance (advflow.cg_scale > 0) needs --set classifier.checkpoint="
+                "PATH (the official classifier.pth or advflow_paper_classifier's "
+                "train/model_ema.safetensors)"
+            )
+        classifier = _load(_classifier(cfg), cfg.classifier.checkpoint, "classifier.checkpoint")
     method = AdvFlow(
-        _generator(cfg), _discriminator(cfg), gp_scale=a.gp_scale, gp_fraction=a.gp_fraction,
+        generator, discriminator, gp_scale=a.gp_scale, gp_fraction=a.gp_fraction,
         gp_eps=a.gp_eps, centering=a.centering, ot_start=a.ot_start, ot_end=a.ot_end,
-        ot_steps=a.ot_steps or a.max_steps, grad_norm=a.grad_norm,
+        ot_steps=a.ot_steps or a.max_steps, grad_norm=a.grad_norm, classifier=classifier,
+        cg_scale=a.cg_scale, cg_flow=a.cg_flow, cg_interpolate=a.cg_interpolate,
+        cg_timestep_lo=a.cg_timestep_lo, cg_timestep_hi=a.cg_timestep_hi,
+        augment_p=a.augment_p,
     )  # fmt: skip
     batch = dist_utils.per_process_batch(a.batch_size, cfg.data.batch_size, ctx.world_size)
     trainer = Trainer(
@@ -168,6 +200,25 @@ def train_advflow(
     state = trainer.fit()
     generator = trainer.ema.module if trainer.ema is not None else method.generator
     return generator, state
+
+
+def train_classifier(
+    cfg: AdvFlowRecipeConfig, ctx: RunContext, data: AdvFlowData
+) -> tuple[nn.Module, Any]:
+    """Train the noisy-latent classifier; returns (the EMA classifier, the final TrainState)."""
+    c = cfg.classifier
+    seed_everything(cfg.seed)
+    method = NoisyClassifierTraining(_classifier(cfg))
+    batch = dist_utils.per_process_batch(c.batch_size, cfg.data.batch_size, ctx.world_size)
+    trainer = Trainer(
+        method, data.train, _phase(ctx, ctx.out_dir / "train"),
+        dataclasses.replace(cfg.trainer, max_steps=c.max_steps, epochs=0,
+                            ema_decay=c.ema_decay, clip_grad_norm=c.clip),
+        c.optim, batch_size=batch, num_workers=cfg.data.num_workers, seed=cfg.seed,
+    )  # fmt: skip
+    state = trainer.fit()
+    classifier = trainer.ema.module if trainer.ema is not None else method.classifier
+    return classifier, state
 
 
 def _velocity_model(cfg: AdvFlowRecipeConfig) -> nn.Module:
@@ -314,8 +365,15 @@ def run(cfg: AdvFlowRecipeConfig, ctx: RunContext) -> RunResult:
     elif cfg.method == "flow_matching":
         model, train_seconds = train_flow_matching(cfg, ctx, data)
         steps = cfg.flow.max_steps
+    elif cfg.method == "classifier":  # trains only: the guided stage reads the EMA file
+        _, state = train_classifier(cfg, ctx, data)
+        extra["classifier"] = str(ctx.out_dir / "train" / "model_ema.safetensors")
+        return RunResult(metrics={"train_seconds": state.wall_seconds}, steps=state.step,
+                         extra=extra)  # fmt: skip
     else:
-        raise ValueError(f"unknown method {cfg.method!r}: 'advflow' or 'flow_matching'")
+        raise ValueError(
+            f"unknown method {cfg.method!r}: 'advflow', 'flow_matching' or 'classifier'"
+        )
     metrics = {"train_seconds": train_seconds, "nfe": float(_nfe(cfg))}
     if cfg.eval.num_samples == 0:  # train only (e.g. to sample and score elsewhere)
         return RunResult(metrics=metrics, steps=steps, extra=extra)
