@@ -206,6 +206,26 @@ def test_fid_inception_loads_the_file_and_gives_pool3(tmp_path):
     assert logits.shape == (2, 1008)
 
 
+def test_fid_against_reference_is_the_frechet_distance_of_the_clamped_features(tmp_path):
+    pytest.importorskip("torch_fidelity", reason="torch-fidelity (the fid extra) is not installed")
+    from paperzoo.train.generative import fid_against_reference
+
+    weights = tmp_path / FID_WEIGHTS_NAME
+    torch.save(_fid_inception_state_dict(), weights)
+    g = torch.Generator().manual_seed(2)
+    images = torch.rand(6, 3, 40, 40, generator=g) * 2.4 - 1.2  # some pixels outside [-1, 1]
+    net = fid_inception(weights)
+    with torch.no_grad():
+        feats = net(((images + 1) / 2).clamp(0, 1)).numpy().astype(np.float64)
+    ref = np.random.default_rng(0).normal(size=(8, 2048))
+    mu, sigma = feature_statistics(ref)
+    npz = tmp_path / "ref.npz"
+    np.savez(npz, mu=mu, sigma=sigma)
+    expected = frechet_distance(*feature_statistics(feats), mu, sigma)
+    got = fid_against_reference(images, weights, npz, batch_size=4)  # two chunks
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
 def test_fid_inception_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=FID_WEIGHTS_NAME.replace(".", r"\.")):
         fid_inception(tmp_path / "missing.pth")

@@ -38,6 +38,7 @@ from paperzoo.advflow.recipes import AdvFlowRecipeConfig
 from paperzoo.core.config import to_dict
 from paperzoo.core.io import atomic_write_json
 from paperzoo.core.run import RunContext, RunResult
+from paperzoo.gen.vae import decode_batched
 from paperzoo.train import Trainer, seed_everything
 from paperzoo.train import distributed as dist_utils
 from paperzoo.train.gan import GanStepPlan
@@ -321,34 +322,18 @@ def _draw(
     return torch.cat(out)
 
 
-def _decode(vae: Any, latents: torch.Tensor, batch_size: int) -> torch.Tensor:
-    from paperzoo.gen.vae import decode
-
-    vae = vae.to(latents.device)
-    with torch.no_grad():
-        return torch.cat([decode(vae, z) for z in latents.split(batch_size)])
-
-
 def _fid(cfg: AdvFlowRecipeConfig, images: torch.Tensor) -> float:
     """FID of this process's images (B, 3, H, W) in [-1, 1], all processes' features gathered."""
-    from paperzoo.train.generative import (
-        feature_statistics,
-        fid_inception,
-        frechet_distance,
-        load_reference_statistics,
-    )
+    from paperzoo.train.generative import fid_against_reference
 
     if not (cfg.eval.inception_weights and cfg.eval.reference_npz):
         raise FileNotFoundError(
             "FID needs --set eval.inception_weights=PATH (pt_inception-2015-12-05-6726825d.pth) "
             "and eval.reference_npz=PATH (ADM's VIRTUAL_imagenet256_labeled.npz)"
         )
-    net = fid_inception(cfg.eval.inception_weights).to(images.device)
-    with torch.no_grad():
-        feats = torch.cat([net((x + 1) / 2) for x in images.split(cfg.eval.batch_size)])
-    feats = dist_utils.all_gather(feats).cpu()
-    mu, sigma = load_reference_statistics(cfg.eval.reference_npz)
-    return frechet_distance(*feature_statistics(feats), mu, sigma)
+    return fid_against_reference(
+        images, cfg.eval.inception_weights, cfg.eval.reference_npz, batch_size=cfg.eval.batch_size
+    )
 
 
 def run(cfg: AdvFlowRecipeConfig, ctx: RunContext) -> RunResult:
@@ -379,7 +364,7 @@ def run(cfg: AdvFlowRecipeConfig, ctx: RunContext) -> RunResult:
         return RunResult(metrics=metrics, steps=steps, extra=extra)
     device = next(model.parameters()).device
     samples = _draw(cfg, model, data.num_classes, device)
-    images = samples if data.vae is None else _decode(data.vae, samples, cfg.eval.batch_size)
+    images = samples if data.vae is None else decode_batched(data.vae, samples, cfg.eval.batch_size)
     if ctx.is_main:
         grid = images[: cfg.eval.grid]
         save_grid(grid, ctx.out_dir / "samples.png", nrow=min(len(grid), data.num_classes))

@@ -39,6 +39,7 @@ from paperzoo.cafm.model import (
 )
 from paperzoo.cafm.recipes import CAFMRecipeConfig
 from paperzoo.core.run import RunContext, RunResult
+from paperzoo.gen.vae import decode_batched
 from paperzoo.train import Trainer, seed_everything
 from paperzoo.train import distributed as dist_utils
 from paperzoo.train.gan import GanStepPlan
@@ -357,13 +358,6 @@ def draw_samples(
     return torch.cat(out)
 
 
-def _decode(vae: Any, latents: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
-    from paperzoo.gen.vae import decode
-
-    vae = vae.to(device)
-    return torch.cat([decode(vae, z.to(device)).cpu() for z in latents.split(batch_size)])
-
-
 def _check_fid_files(cfg: CAFMRecipeConfig) -> None:
     s = cfg.sample
     if s.num_samples > 0 and not (s.inception_weights and s.reference_npz):
@@ -379,21 +373,12 @@ def _check_fid_files(cfg: CAFMRecipeConfig) -> None:
 
 def _fid(cfg: CAFMRecipeConfig, images: torch.Tensor, device: torch.device) -> float:
     """FID of this process's images (B, 3, H, W) in [-1, 1], all processes' features gathered."""
-    from paperzoo.train.generative import (
-        feature_statistics,
-        fid_inception,
-        frechet_distance,
-        load_reference_statistics,
-    )
+    from paperzoo.train.generative import fid_against_reference
 
-    net = fid_inception(cfg.sample.inception_weights).to(device)
-    with torch.no_grad():
-        feats = torch.cat(
-            [net(((x + 1) / 2).clamp(0, 1).to(device)) for x in images.split(cfg.sample.batch_size)]
-        )
-    feats = dist_utils.all_gather(feats).cpu()
-    mu, sigma = load_reference_statistics(cfg.sample.reference_npz)
-    return frechet_distance(*feature_statistics(feats), mu, sigma)
+    s = cfg.sample
+    return fid_against_reference(
+        images, s.inception_weights, s.reference_npz, batch_size=s.batch_size, device=device
+    )
 
 
 def evaluate(
@@ -412,7 +397,9 @@ def evaluate(
     if data.scored is None:  # FID: every process samples its slice of the labels
         labels = labels[ctx.rank :: ctx.world_size]
     samples = draw_samples(cfg, generator, labels)
-    images = samples if data.vae is None else _decode(data.vae, samples, s.batch_size, device)
+    images = (
+        samples if data.vae is None else decode_batched(data.vae, samples, s.batch_size, device)
+    )
     if ctx.is_main:  # a row per sample index, a column per class
         classes = labels.unique()[: s.grid_classes]
         per_class = [images[labels == c][: s.grid_per_class] for c in classes]

@@ -35,6 +35,7 @@ _LAZY: dict[str, str] = {
     "SD_VAE_TEST_CONFIG": "paperzoo.gen.vae",
     "encode": "paperzoo.gen.vae",
     "decode": "paperzoo.gen.vae",
+    "decode_batched": "paperzoo.gen.vae",
     # latents.py: latent pre-extraction to safetensors shards
     "LatentDataset": "paperzoo.gen.latents",
     "extract_latents": "paperzoo.gen.latents",

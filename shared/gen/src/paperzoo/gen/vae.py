@@ -34,6 +34,7 @@ __all__ = [
     "SD_VAE_FT_MSE_CONFIG",
     "SD_VAE_TEST_CONFIG",
     "decode",
+    "decode_batched",
     "encode",
     "load_vae_state_dict",
     "recipe_vae",
@@ -165,6 +166,21 @@ def decode(vae: AutoencoderKL, latents: torch.Tensor) -> torch.Tensor:
     """Scaled latents (B, 4, h, w) -> images (B, 3, 8h, 8w) float in [-1, 1] (clamped)."""
     images = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor).sample
     return images.clamp(-1, 1)
+
+
+def decode_batched(
+    vae: AutoencoderKL,
+    latents: torch.Tensor,
+    batch_size: int,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    """:func:`decode` in chunks of ``batch_size`` on ``device`` (default: the latents'), images
+    returned where the latents were."""
+    device = torch.device(device) if device is not None else latents.device
+    vae = vae.to(device)
+    return torch.cat(
+        [decode(vae, z.to(device)).to(latents.device) for z in latents.split(batch_size)]
+    )
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:

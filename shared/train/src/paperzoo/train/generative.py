@@ -41,6 +41,7 @@ __all__ = [
     "FID_WEIGHTS_NAME",
     "FID_WEIGHTS_URLS",
     "feature_statistics",
+    "fid_against_reference",
     "fid_inception",
     "frechet_distance",
     "frechet_distance_from_features",
@@ -442,3 +443,32 @@ def inception_score(
         "inception_score_mean": float(np.mean(scores)),
         "inception_score_std": float(np.std(scores)),
     }
+
+
+def fid_against_reference(
+    images: torch.Tensor,
+    inception_weights: str | os.PathLike,
+    reference_npz: str | os.PathLike,
+    *,
+    batch_size: int = 250,
+    device: str | torch.device | None = None,
+) -> float:
+    """FID of generated ``images`` (B, 3, H, W) in [-1, 1] against ADM-style reference statistics.
+
+    Each process passes its own images; the pool3 features of every process are gathered (a
+    no-op without a process group) before the statistics, so all ranks return the same number.
+    Images are clamped to [-1, 1] and mapped to [0, 1] as the generators' samplers save them.
+    """
+    import torch
+
+    from paperzoo.train import distributed as dist_utils
+
+    device = torch.device(device) if device is not None else images.device
+    net = fid_inception(inception_weights).to(device)
+    with torch.no_grad():
+        feats = torch.cat(
+            [net(((x.to(device) + 1) / 2).clamp(0, 1)) for x in images.split(batch_size)]
+        )
+    feats = dist_utils.all_gather(feats).cpu()
+    mu, sigma = load_reference_statistics(reference_npz)
+    return frechet_distance(*feature_statistics(feats), mu, sigma)
