@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from paperzoo.advflow.recipes import AdvFlowRecipeConfig, pipeline_test_config
 from paperzoo.core import get_recipe
@@ -223,17 +224,22 @@ def test_the_headline_chain_unguided_then_classifier_then_guided(imagenet, tmp_p
     summary = run_recipe(get_recipe("advflow_paper_classifier"), out_dir=tmp_path / "cls",
                          config=cls_cfg)  # fmt: skip
     assert summary["steps"] == 2 and summary["metrics"]["train_seconds"] > 0
+    assert paper_cls.classifier.augment and "augmented and encoded" in summary["extra"]["data"]
     cls_file = tmp_path / "cls" / "train" / "model_ema.safetensors"
     assert summary["extra"]["classifier"] == str(cls_file) and cls_file.is_file()
     # the guided recipe's values, with the three files
     guided_paper = paper_guided_config()
     assert (guided_paper.advflow.cg_scale, guided_paper.advflow.augment_p) == (0.003, 0.4)
+    assert guided_paper.advflow.ema_reload_every == 10_000
     ckpt = sorted((tmp_path / "unguided" / "train" / "checkpoints").glob("step_*.pt"))[-1]
     g_file = tmp_path / "unguided" / "train" / "model_ema.safetensors"
     guided_stage = dataclasses.replace(
-        guided_paper.advflow, max_steps=2, batch_size=4, ot_steps=2,
+        guided_paper.advflow, max_steps=4, batch_size=4, ot_steps=4,
         generator_optim=short.generator_optim, discriminator_optim=short.discriminator_optim,
         generator_checkpoint=str(g_file), discriminator_checkpoint=str(ckpt),
+        # D G D G: the first EMA update copies G, so the reload after step 4 is the one that
+        # changes G (the EMA then trails G's second step); G leaves the run as its EMA
+        ema_reload_every=4,
     )  # fmt: skip
     guided = dataclasses.replace(
         base, advflow=guided_stage, latents_dir=latents,
@@ -241,12 +247,50 @@ def test_the_headline_chain_unguided_then_classifier_then_guided(imagenet, tmp_p
     )  # fmt: skip
     summary = run_recipe(get_recipe("advflow_paper_guided"), out_dir=tmp_path / "guided",
                          config=guided)  # fmt: skip
-    assert summary["steps"] == 2 and np.isfinite(summary["metrics"]["fid"])
+    assert summary["steps"] == 4 and np.isfinite(summary["metrics"]["fid"])
     records = [json.loads(r) for r in
                (tmp_path / "guided" / "train" / "metrics.jsonl").read_text().splitlines()]  # fmt: skip
     cg = [r["generator/cg"] for r in records if "generator/cg" in r]
     assert cg and all(np.isfinite(v) and v > 0 for v in cg)
+    trained = load_file(str(tmp_path / "guided" / "train" / "model.safetensors"))
+    ema = load_file(str(tmp_path / "guided" / "train" / "model_ema.safetensors"))
+    assert set(trained) == set(ema) and all(torch.equal(trained[k], ema[k]) for k in ema)
+    start = load_file(str(g_file))
+    assert any(not torch.equal(start[k], ema[k]) for k in ema)  # the guided steps moved G
     # without the classifier file the guided recipe says what to pass
     missing = dataclasses.replace(guided, classifier=guided_paper.classifier)
     with pytest.raises(FileNotFoundError, match=r"classifier\.checkpoint"):
         run_recipe(get_recipe("advflow_paper_guided"), out_dir=tmp_path / "g2", config=missing)
+
+
+def test_the_classifier_transform_is_the_official_affine_then_the_adm_crop_and_a_flip():
+    """p 0.8 affine, p 0.5 flip: about 20% of draws are the plain ADM crop or its mirror, in
+    equal shares; the rest differ from both; a seed fixes the draw."""
+    from paperzoo.advflow.reproduce import classifier_image_transform
+    from paperzoo.gen.latents import imagenet_transform
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray((rng.random((40, 30, 3)) * 255).astype(np.uint8))
+    transform = classifier_image_transform(16)
+    plain = imagenet_transform(16)(image)
+    outcomes = {"plain": 0, "mirror": 0, "affine": 0}
+    n = 400
+    for seed in range(n):
+        torch.manual_seed(seed)
+        out = transform(image)
+        assert out.shape == (3, 16, 16) and out.min() >= -1 and out.max() <= 1
+        key = (
+            "plain"
+            if torch.equal(out, plain)
+            else "mirror"
+            if torch.equal(out, plain.flip(-1))
+            else "affine"
+        )
+        outcomes[key] += 1
+    untouched = outcomes["plain"] + outcomes["mirror"]
+    assert 0.14 < untouched / n < 0.26, outcomes  # 1 - p = 0.2, sd 0.02
+    assert min(outcomes["plain"], outcomes["mirror"]) > 0.3 * untouched, outcomes
+    torch.manual_seed(7)
+    first = transform(image)
+    torch.manual_seed(7)
+    assert torch.equal(first, transform(image))

@@ -205,10 +205,14 @@ def test_ema_averages_the_generator_after_generator_steps_only(tmp_path):
     assert set(load_file(str(tmp_path / "model.safetensors"))) == set(expected)
 
 
-def test_crash_then_resume_in_process(tmp_path):
-    """Resume mid-cycle (step 5 of D D G D D G ...) from an in-process checkpoint."""
+@pytest.mark.parametrize("reload_every", [0, 3])
+def test_crash_then_resume_in_process(tmp_path, reload_every):
+    """Resume mid-cycle (step 5 of D D G D D G ...) from an in-process checkpoint; with the EMA
+    reloaded into G at steps 3, 6 and 9 too."""
     plan = GanStepPlan(d_steps_per_g=2, d_warmup_steps=1)
-    trainer_cfg, optim_cfg = gan_configs(max_steps=10, checkpoint_every=5, ema_decay=0.7)
+    trainer_cfg, optim_cfg = gan_configs(
+        max_steps=10, checkpoint_every=5, ema_decay=0.7, ema_reload_every=reload_every
+    )
 
     def run(out: Path, resume: bool = False, max_steps: int = 10) -> Trainer:
         torch.manual_seed(5 if resume else 0)
@@ -253,6 +257,15 @@ def _make(tmp_path, method=None, optim_cfg=None, **kwargs) -> Trainer:
         method if method is not None else TinyGan(), Points(), make_ctx(tmp_path), trainer_cfg,
         default_optim if optim_cfg is None else optim_cfg, batch_size=8, **kwargs,
     )  # fmt: skip
+
+
+def test_ema_reload_needs_an_ema(tmp_path):
+    trainer_cfg, optim_cfg = gan_configs(ema_reload_every=10)
+    with pytest.raises(ValueError, match="ema_reload_every > 0 needs an EMA"):
+        Trainer(TinyGan(), Points(), make_ctx(tmp_path), trainer_cfg, optim_cfg, batch_size=8)
+    trainer_cfg, optim_cfg = gan_configs(ema_reload_every=-1, ema_decay=0.9)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        Trainer(TinyGan(), Points(), make_ctx(tmp_path), trainer_cfg, optim_cfg, batch_size=8)
 
 
 def test_mismatched_optimizer_names_are_errors(tmp_path):
@@ -476,9 +489,11 @@ def test_two_ranks_resume_exactly(torchrun_out, strategy):
         )
 
 
-def test_matches_a_hand_written_gan_loop(tmp_path):
+@pytest.mark.parametrize("reload_every", [0, 4])
+def test_matches_a_hand_written_gan_loop(tmp_path, reload_every):
     """Two AdamWs, their own warm-up/cosine/constant schedules, D clipping and the EMA of G,
-    written out by hand over the whole (fixed-noise) dataset each step."""
+    written out by hand over the whole (fixed-noise) dataset each step; ``reload_every`` 4
+    also copies the EMA into G after steps 4, 8 and 12 (advflow's ``ema.autoreload``)."""
     import copy
 
     plan = GanStepPlan(d_steps_per_g=2, d_warmup_steps=1)
@@ -487,7 +502,9 @@ def test_matches_a_hand_written_gan_loop(tmp_path):
     torch.manual_seed(0)
     method = TinyGan(detach_fake=False)
     ref = copy.deepcopy(method)
-    trainer_cfg, optim_cfg = gan_configs(max_steps=max_steps, ema_decay=decay)
+    trainer_cfg, optim_cfg = gan_configs(
+        max_steps=max_steps, ema_decay=decay, ema_reload_every=reload_every
+    )
     trainer = Trainer(
         method, data, make_ctx(tmp_path), trainer_cfg, optim_cfg, batch_size=16,
         step_plan=plan, clip_grad_norm={"discriminator": clip},
@@ -526,6 +543,14 @@ def test_matches_a_hand_written_gan_loop(tmp_path):
         if name == "generator":
             g = {k: v.detach().clone() for k, v in ref.generator.state_dict().items()}
             ema = g if ema is None else {k: decay * ema[k] + (1 - decay) * g[k] for k in g}
+        if reload_every and (step + 1) % reload_every == 0:
+            assert ema is not None
+            if step + 1 == 8:  # the reload before G's last step changes G: the test can fail
+                assert any(not torch.equal(ema[k], v) for k, v in g.items())
+            ref.generator.load_state_dict(ema)
+    if reload_every:  # the run ended on a reload
+        for key, value in trainer.ema.module.state_dict().items():
+            assert torch.equal(method.generator.state_dict()[key], value), key
     for key, value in ref.state_dict().items():
         if value.is_floating_point():
             torch.testing.assert_close(trainer.model.state_dict()[key], value, msg=key)

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -386,17 +386,27 @@ class AdvFlow(nn.Module):
 class NoisyClassifierTraining(nn.Module):
     """Training of the guided stage's noisy-latent classifier (official
     ``train_adversarial_flow_classifier.py``, ``prepare_input`` / ``training_step``): for a
-    batch ``(x, y)``, t ~ U(0, 1) per sample, x_t = (1 - t)·x + t·ε, loss CE(C(x_t, t), y)."""
+    batch ``(x, y)`` (latents, or images that ``encoder`` encodes), t ~ U(0, 1) per sample, x_t = (1 - t)·x + t·ε, loss CE(C(x_t, t), y)."""
 
-    def __init__(self, classifier: nn.Module) -> None:
+    def __init__(
+        self,
+        classifier: nn.Module,
+        encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         super().__init__()
         self.classifier = classifier
+        # images -> latents (the frozen VAE), kept out of the module tree and so out of the
+        # checkpoints; None: the batches are latents already
+        self.encoder = encoder
 
     def trainable_module(self) -> nn.Module:
         return self.classifier
 
     def training_step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
         x, y = batch[0], batch[1]
+        if self.encoder is not None:
+            with torch.no_grad():
+                x = self.encoder(x).float()
         t = torch.rand(x.shape[0], device=x.device)
         logits = self.classifier(_interpolate(x, torch.randn_like(x), t), t)
         loss = F.cross_entropy(logits, y)

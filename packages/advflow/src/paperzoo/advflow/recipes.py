@@ -99,6 +99,9 @@ class AdvFlowStage:
     cg_timestep_lo: float = 0.0
     cg_timestep_hi: float = 0.1
     augment_p: float = 0.0
+    # Copy the EMA into G every this many trainer steps (official ``ema.autoreload``, at each
+    # ``evaluation.interval``; 0 = off).
+    ema_reload_every: int = 0
     generator_checkpoint: str = ""  # start G (and its EMA) from this file
     discriminator_checkpoint: str = ""  # start D from this file
 
@@ -115,6 +118,9 @@ class ClassifierStage:
     batch_size: int = 256
     clip: float = 50.0
     ema_decay: float = 0.9995
+    # Train on images augmented as the official classifier's data (kornia RandomAffine, then
+    # the ADM crop and a flip) and VAE-encoded each step; False reads the pre-extracted latents.
+    augment: bool = True
     optim: OptimConfig = field(default_factory=lambda: _adamw(1e-4, betas=(0.9, 0.95)))
 
 
@@ -197,14 +203,24 @@ def paper_config() -> AdvFlowRecipeConfig:
     return AdvFlowRecipeConfig(model="XL")
 
 
+# Official ``train_afm_1nfe_cg.yaml``: ``ema.autoreload: True`` fires after each evaluation,
+# ``evaluation.interval: 10000`` steps; an official step is one D or one G step (``ttur`` 1), as
+# a trainer step is here. The released ImageNet trainer writes the copy as
+# ``zip(self.dit.parameters(), self.ema.parameters())``, but only its Z-Image trainer defines
+# ``self.dit``; we read it as the generator, the EMA's source.
+GUIDED_EMA_RELOAD_EVERY = 10_000
+
+
 def paper_guided_config() -> AdvFlowRecipeConfig:
     """The guided 1NFE fine-tuning (official ``train_afm_1nfe_cg.yaml``): ``advflow_paper`` plus
     cg 0.003 with the frozen B/2 classifier, t_cg ~ U(0, 0.1) on x̂ itself, augmentation p
-    0.4; G, D and the classifier from the files ``--set`` names."""
+    0.4, the EMA copied into G every 10,000 steps; G, D and the classifier from the files
+    ``--set`` names."""
     cfg = paper_config()
-    return dataclasses.replace(
-        cfg, advflow=dataclasses.replace(cfg.advflow, cg_scale=0.003, augment_p=0.4)
+    guided = dataclasses.replace(
+        cfg.advflow, cg_scale=0.003, augment_p=0.4, ema_reload_every=GUIDED_EMA_RELOAD_EVERY
     )
+    return dataclasses.replace(cfg, advflow=guided)
 
 
 def paper_classifier_config() -> AdvFlowRecipeConfig:

@@ -23,6 +23,7 @@ Metrics also hold ``train_seconds`` (the wall time of the training the samples c
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torchvision.transforms import v2
 
 from paperzoo.advflow.method import AdvFlow, NoisyClassifierTraining
 from paperzoo.advflow.model import build_classifier, build_discriminator, build_generator
@@ -102,6 +104,14 @@ def _imagenet(cfg: AdvFlowRecipeConfig, ctx: RunContext) -> AdvFlowData:
     if not root.is_dir():
         raise FileNotFoundError(f"{root} not found: --data must hold train/<class>/<images>")
     vae = _vae(cfg)
+    if cfg.method == "classifier" and cfg.classifier.augment:
+        # the official classifier trains on augmented images encoded each step, not on latents
+        info = dist_utils.init_distributed(cfg.trainer.device)
+        train = ImageFolder(str(root), transform=classifier_image_transform(cfg.data.image_size))
+        return AdvFlowData(
+            train=train, scored=None, num_classes=len(train.classes), vae=vae.to(info.device),
+            description=f"ImageNet images, augmented and encoded each step: {len(train)} items",
+        )  # fmt: skip
     latents = (
         Path(cfg.latents_dir) if cfg.latents_dir else (ctx.shared_dir or ctx.out_dir) / "_latents"
     )
@@ -116,6 +126,33 @@ def _imagenet(cfg: AdvFlowRecipeConfig, ctx: RunContext) -> AdvFlowData:
         train=train, scored=None, num_classes=1000, vae=vae,
         description=f"ImageNet latents: {len(train)} items ({latents})",
     )  # fmt: skip
+
+
+def classifier_image_transform(size: int = 256) -> v2.Compose:
+    """The classifier's training images (official ``train_adversarial_flow_classifier.py``):
+    kornia's ``RandomAffine`` (p 0.8, ±10°, translate 0.3, scale 1-1.3, bilinear, reflection
+    padding) on the full image, back to 8-bit PIL, the ADM crop, a horizontal flip (p 0.5) and
+    Normalize(0.5, 0.5): (3, size, size) in [-1, 1]. Draws from torch's global generator, which
+    the Trainer seeds per sample."""
+    from kornia.augmentation import RandomAffine
+
+    from paperzoo.gen.latents import imagenet_center_crop
+
+    affine = RandomAffine(degrees=10, translate=(0.3, 0.3), scale=(1.0, 1.3), p=0.8,
+                          resample="bilinear", padding_mode="reflection", keepdim=True)  # fmt: skip
+    return v2.Compose(
+        [
+            v2.PILToTensor(),
+            v2.ToDtype(torch.float32, scale=True),
+            affine,
+            v2.ToPILImage(),
+            v2.Lambda(functools.partial(imagenet_center_crop, size=size)),
+            v2.RandomHorizontalFlip(0.5),
+            v2.PILToTensor(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5]),
+        ]
+    )
 
 
 def build_data(cfg: AdvFlowRecipeConfig, ctx: RunContext) -> AdvFlowData:
@@ -192,7 +229,8 @@ def train_advflow(
     batch = dist_utils.per_process_batch(a.batch_size, cfg.data.batch_size, ctx.world_size)
     trainer = Trainer(
         method, data.train, _phase(ctx, ctx.out_dir / "train"),
-        dataclasses.replace(cfg.trainer, max_steps=a.max_steps, epochs=0),
+        dataclasses.replace(cfg.trainer, max_steps=a.max_steps, epochs=0,
+                            ema_reload_every=a.ema_reload_every),
         {"generator": a.generator_optim, "discriminator": a.discriminator_optim},
         batch_size=batch, num_workers=cfg.data.num_workers, seed=cfg.seed,
         step_plan=GanStepPlan(d_steps_per_g=a.d_steps_per_g),
@@ -209,7 +247,12 @@ def train_classifier(
     """Train the noisy-latent classifier; returns (the EMA classifier, the final TrainState)."""
     c = cfg.classifier
     seed_everything(cfg.seed)
-    method = NoisyClassifierTraining(_classifier(cfg))
+    encoder = None
+    if cfg.data.dataset == "imagenet" and c.augment:  # images: encode them in the step
+        from paperzoo.gen.vae import encode
+
+        encoder = functools.partial(encode, data.vae, sample=True)  # official: posterior.sample()
+    method = NoisyClassifierTraining(_classifier(cfg), encoder=encoder)
     batch = dist_utils.per_process_batch(c.batch_size, cfg.data.batch_size, ctx.world_size)
     trainer = Trainer(
         method, data.train, _phase(ctx, ctx.out_dir / "train"),

@@ -121,6 +121,19 @@ def paperzoo_recipes() -> list[RecipeSpec]:
             reference={},
         ),
         RecipeSpec(
+            name="lightfusion_tiny_long",
+            config=f"{recipes}:tiny_long_config",
+            runner=runner,
+            paper="lightfusion",
+            variant="tiny_long",
+            study=f"{recipes}:tiny_long_study",
+            description=(
+                "CPU, ~35 min: lightfusion_tiny with 1,200 steps for both arms after the shared "
+                "pretraining (the second declared protocol)"
+            ),
+            reference={},
+        ),
+        RecipeSpec(
             name="lightfusion_paper",
             config=f"{recipes}:paper_config",
             runner=runner,

@@ -95,6 +95,9 @@ class TrainerConfig:
     deterministic_data: bool = True
     # Call the Trainer's eval_fn every this many steps (0: only at the end, if given).
     eval_every: int = 0
+    # Copy the EMA weights into the module the EMA averages every this many steps (0: never;
+    # needs ema_decay > 0): Adversarial Flow Models' ``ema.autoreload``.
+    ema_reload_every: int = 0
 
 
 @dataclass

@@ -39,6 +39,7 @@ continues bit for bit (see :mod:`paperzoo.train.checkpointing`, :mod:`paperzoo.t
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import sys
@@ -351,6 +352,12 @@ class Trainer:
         self.schedulers = {n: slot.scheduler for n, slot in self._slots.items()}
         self.scalers = {n: slot.scaler for n, slot in self._slots.items()}
         self.ema: torch.optim.swa_utils.AveragedModel | None = None
+        if trainer_cfg.ema_reload_every < 0:
+            raise ValueError(
+                f"trainer.ema_reload_every must be >= 0, got {trainer_cfg.ema_reload_every}"
+            )
+        if trainer_cfg.ema_reload_every > 0 and trainer_cfg.ema_decay <= 0:
+            raise ValueError("trainer.ema_reload_every > 0 needs an EMA: set trainer.ema_decay > 0")
         if trainer_cfg.ema_decay > 0:
             if self.strategy == "fsdp":
                 raise ValueError("trainer.ema_decay > 0 is not supported with strategy='fsdp'")
@@ -809,6 +816,8 @@ class Trainer:
                 if self.ema is not None and slot.updates_ema:
                     self.ema.update_parameters(self.ema_module())
                 s.step += 1
+                if cfg.ema_reload_every > 0 and s.step % cfg.ema_reload_every == 0:
+                    self._reload_from_ema()
                 window_samples += self.global_batch
                 if bar is not None:
                     bar.update(1)
@@ -844,6 +853,17 @@ class Trainer:
         self._finish()
         s.wall_seconds = time.perf_counter() - start_time
         return s
+
+    @torch.no_grad()
+    def _reload_from_ema(self) -> None:
+        """Copy the EMA's parameters and buffers into :meth:`ema_module` in place (the optimizer
+        keeps its moments, as in the official ``ema.autoreload``). Runs before the step's
+        checkpoint, so a resumed run continues from the reloaded weights."""
+        assert self.ema is not None
+        live = itertools.chain(self.ema_module().parameters(), self.ema_module().buffers())
+        averaged = itertools.chain(self.ema.module.parameters(), self.ema.module.buffers())
+        for target, source in zip(live, averaged, strict=True):
+            target.copy_(source)
 
     def _check_output(self, out: Any, step: int) -> torch.Tensor:
         if not isinstance(out, Mapping) or "loss" not in out:
