@@ -13,6 +13,7 @@ from paperzoo.advflow import model as M
 from paperzoo.advflow.plugin import PARAMS
 from paperzoo.advflow.recipes import TINY_ARMS, paper_config, tiny_config, tiny_study
 from paperzoo.core import get_model, get_paper, get_recipe, list_models, list_recipes
+from paperzoo.core.run import build_config
 
 # The paper's and the official README's sizes, in millions (the generator; "675 M" with the
 # time embedder of the multi-step and deep models).
@@ -109,3 +110,20 @@ def test_the_guided_stage_recipes_are_discovered():
     assert {"advflow_paper_classifier", "advflow_paper_guided"} <= set(list_recipes())
     assert get_recipe("advflow_paper_guided").reference == {"fid": 2.38}
     assert get_recipe("advflow_paper_classifier").config.endswith(":paper_classifier_config")
+
+
+def test_the_4nfe_and_deep_recipes_carry_the_official_values():
+    four = get_recipe("advflow_paper_4nfe_guided")
+    assert four.reference == {"fid": 2.03}
+    a = build_config(four).advflow
+    assert (a.kind, a.steps, a.ot_start, a.clip_generator, a.clip_discriminator) == (
+        "fixed", 4, 0.25, 5.0, 5.0,
+    )  # fmt: skip
+    assert (a.cg_scale, a.cg_flow, a.cg_timestep_hi, a.augment_p) == (0.02, False, 0.49, 0.4)
+    assert a.ema_reload_every == 10_000
+    assert build_config(get_recipe("advflow_paper_4nfe")).advflow.cg_scale == 0.0
+    deep = build_config(get_recipe("advflow_paper_deep")).advflow
+    assert (deep.kind, deep.repeat, deep.generator_optim.lr, deep.discriminator_optim.lr) == (
+        "deep", 4, 5e-5, 1e-4,
+    )  # fmt: skip
+    assert get_recipe("advflow_paper_deep_guided").reference == {"fid": 1.94}

@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 from paperzoo.advflow.recipes import AdvFlowRecipeConfig, pipeline_test_config
 from paperzoo.core import get_recipe
-from paperzoo.core.run import run_recipe
+from paperzoo.core.run import build_config, run_recipe
 
 PAPERZOO = [sys.executable, "-m", "paperzoo.core.cli"]
 
@@ -294,3 +294,37 @@ def test_the_classifier_transform_is_the_official_affine_then_the_adm_crop_and_a
     first = transform(image)
     torch.manual_seed(7)
     assert torch.equal(first, transform(image))
+
+
+@pytest.mark.parametrize(
+    ("name", "nfe"), [("advflow_paper_4nfe_guided", 4), ("advflow_paper_deep_guided", 1)]
+)
+def test_the_4nfe_and_deep_guided_recipes_run_at_the_pipeline_size(imagenet, tmp_path, name, nfe):
+    """The official multi-step cg (t_cg = the target time, cg_flow False) and the deep model's
+    guided stage, 2 steps each from a classifier file: they train, log the cg term and score."""
+    from safetensors.torch import save_file
+
+    from paperzoo.advflow.model import build_classifier
+    from paperzoo.advflow.reproduce import _LATENT_TEST
+
+    root, inception, reference = imagenet
+    base = _pipeline_config(root, inception, reference)
+    paper = build_config(get_recipe(name))
+    cls_file = tmp_path / "classifier.safetensors"
+    save_file(build_classifier("tiny", **_LATENT_TEST).state_dict(), str(cls_file))
+    stage = dataclasses.replace(
+        paper.advflow, max_steps=2, batch_size=4, ot_steps=2,
+        generator_optim=base.advflow.generator_optim,
+        discriminator_optim=base.advflow.discriminator_optim,
+    )  # fmt: skip
+    cfg = dataclasses.replace(
+        base, advflow=stage, sample_steps=paper.sample_steps,
+        classifier=dataclasses.replace(paper.classifier, checkpoint=str(cls_file)),
+    )  # fmt: skip
+    summary = run_recipe(get_recipe(name), out_dir=tmp_path / "run", config=cfg)
+    assert summary["steps"] == 2 and np.isfinite(summary["metrics"]["fid"])
+    assert summary["metrics"]["nfe"] == nfe
+    records = [json.loads(r) for r in
+               (tmp_path / "run" / "train" / "metrics.jsonl").read_text().splitlines()]  # fmt: skip
+    cg = [r["generator/cg"] for r in records if "generator/cg" in r]
+    assert cg and all(np.isfinite(v) and v > 0 for v in cg)

@@ -183,4 +183,53 @@ def paperzoo_recipes() -> list[RecipeSpec]:
             ),
             reference={"fid": 2.38},
         ),
+        RecipeSpec(
+            name="advflow_paper_4nfe",
+            config=f"{recipes}:paper_4nfe_config",
+            runner=runner,
+            paper="advflow",
+            variant="paper_4nfe",
+            description=(
+                "XL/2 4-step (v-prediction, time-conditioned D, OT 0.25, clipping 5) on "
+                "ImageNet-256 latents, --data as advflow_paper; the unguided stage of "
+                "advflow_paper_4nfe_guided"
+            ),
+            reference={},
+        ),
+        RecipeSpec(
+            name="advflow_paper_4nfe_guided",
+            config=f"{recipes}:paper_4nfe_guided_config",
+            runner=runner,
+            paper="advflow",
+            variant="paper_4nfe_guided",
+            description=(
+                "XL/2 4-step guided fine-tuning (cg 0.02 at the target time <= 0.49, "
+                "augmentation 0.4) from advflow_paper_4nfe's files, as advflow_paper_guided"
+            ),
+            reference={"fid": 2.03},
+        ),
+        RecipeSpec(
+            name="advflow_paper_deep",
+            config=f"{recipes}:paper_deep_config",
+            runner=runner,
+            paper="advflow",
+            variant="paper_deep",
+            description=(
+                "XL/2 112-layer 1NFE (the 28 blocks x 4; --set advflow.repeat=2 for 56), "
+                "G lr 5e-5, D lr 1e-4, clipping 5; --data as advflow_paper"
+            ),
+            reference={},
+        ),
+        RecipeSpec(
+            name="advflow_paper_deep_guided",
+            config=f"{recipes}:paper_deep_guided_config",
+            runner=runner,
+            paper="advflow",
+            variant="paper_deep_guided",
+            description=(
+                "XL/2 112-layer guided fine-tuning from advflow_paper_deep's files with the "
+                "1NFE guidance settings (no deep guided config is released: unverified)"
+            ),
+            reference={"fid": 1.94},
+        ),
     ]

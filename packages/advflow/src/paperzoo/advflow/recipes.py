@@ -223,6 +223,50 @@ def paper_guided_config() -> AdvFlowRecipeConfig:
     return dataclasses.replace(cfg, advflow=guided)
 
 
+def paper_4nfe_config() -> AdvFlowRecipeConfig:
+    """XL/2 4-step (official ``train_afm_multi_nfe.yaml`` with ``exp.steps: 4``): v-prediction
+    with the source-time embedder (``use_t_src``), a time-conditioned discriminator, OT 0.25 ->
+    0.005, both gradients clipped at 5; sampled in its 4 steps."""
+    cfg = paper_config()
+    multi = dataclasses.replace(cfg.advflow, kind="fixed", steps=4, ot_start=0.25,
+                                clip_generator=5.0, clip_discriminator=5.0)  # fmt: skip
+    return dataclasses.replace(cfg, advflow=multi, sample_steps=4)
+
+
+def paper_4nfe_guided_config() -> AdvFlowRecipeConfig:
+    """The guided 4-step fine-tuning (official ``train_afm_multi_nfe_cg.yaml``): cg 0.02 with the
+    classifier at t_cg = the step's target time (``cg_flow: False``, "do not use flow-cg for
+    multi-step") within [0, 0.49], augmentation p 0.4, the EMA autoreload."""
+    cfg = paper_4nfe_config()
+    guided = dataclasses.replace(
+        cfg.advflow, cg_scale=0.02, cg_flow=False, cg_timestep_lo=0.0, cg_timestep_hi=0.49,
+        augment_p=0.4, ema_reload_every=GUIDED_EMA_RELOAD_EVERY,
+    )  # fmt: skip
+    return dataclasses.replace(cfg, advflow=guided)
+
+
+def paper_deep_config() -> AdvFlowRecipeConfig:
+    """XL/2 112-layer 1NFE (official ``train_afm_1nfe_deep.yaml`` with ``exp.depth: 4``; 56 layers
+    with ``--set advflow.repeat=2``): the 28 blocks applied 4 times, G lr 5e-5 ("lr / depth"
+    there, at depth 2), D lr 1e-4, both gradients clipped at 5."""
+    cfg = paper_config()
+    deep = dataclasses.replace(cfg.advflow, kind="deep", repeat=4, generator_optim=_adamw(5e-5),
+                               clip_generator=5.0, clip_discriminator=5.0)  # fmt: skip
+    return dataclasses.replace(cfg, advflow=deep)
+
+
+def paper_deep_guided_config() -> AdvFlowRecipeConfig:
+    """The guided 112-layer fine-tuning behind ``xl2_112layer_1nfe_guided_FID1.94.pth``. No
+    guided config for the deep models is released: these are ``train_afm_1nfe_cg.yaml``'s
+    guidance settings (cg 0.003, t_cg ~ U(0, 0.1), augmentation 0.4, autoreload) on
+    :func:`paper_deep_config`, our reading, unverified."""
+    cfg = paper_deep_config()
+    guided = dataclasses.replace(
+        cfg.advflow, cg_scale=0.003, augment_p=0.4, ema_reload_every=GUIDED_EMA_RELOAD_EVERY
+    )
+    return dataclasses.replace(cfg, advflow=guided)
+
+
 def paper_classifier_config() -> AdvFlowRecipeConfig:
     """The B/2 noisy-latent classifier on ImageNet-256 latents (official
     ``train_afm_classifier.yaml``); trains only (``model_ema.safetensors`` is the file the

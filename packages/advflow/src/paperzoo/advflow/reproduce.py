@@ -109,7 +109,7 @@ def _imagenet(cfg: AdvFlowRecipeConfig, ctx: RunContext) -> AdvFlowData:
         info = dist_utils.init_distributed(cfg.trainer.device)
         train = ImageFolder(str(root), transform=classifier_image_transform(cfg.data.image_size))
         return AdvFlowData(
-            train=train, scored=None, num_classes=len(train.classes), vae=vae.to(info.device),
+            train=train, scored=None, num_classes=1000, vae=vae.to(info.device),
             description=f"ImageNet images, augmented and encoded each step: {len(train)} items",
         )  # fmt: skip
     latents = (
