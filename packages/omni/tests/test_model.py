@@ -118,9 +118,19 @@ def test_filler_control_adds_as_many_positions_as_depth_and_attention_is_segment
     model = omni_tiny().eval()
     inputs = _inputs()
     prompt = model.prompt(inputs)
-    depth_seg = model.write("depth", torch.rand(3, 32, 32), inputs)
+    # with a second camera the filler is as long as a view: its pose, then 16 filler tokens
+    view_seg = model.write("view", torch.rand(3, 3, 32, 32), inputs)
     filler_seg = model.write("filler", None, inputs)
-    assert depth_seg.tokens.shape == filler_seg.tokens.shape == (3, 17, 64)
+    assert view_seg.tokens.shape == filler_seg.tokens.shape == (3, 18, 64)
+    torch.testing.assert_close(filler_seg.tokens[:, 1], model.embed_pose(inputs["view_pose"])[:, 0])
+    # without one, as long as a depth map
+    no_view = {k: v for k, v in inputs.items() if k != "view_pose"}
+    depth_seg = model.write("depth", torch.rand(3, 32, 32), no_view)
+    assert (
+        depth_seg.tokens.shape == model.write("filler", None, no_view).tokens.shape == (3, 17, 64)
+    )
+    assert [seg.name for seg in model.prompt(no_view)] == ["image", "pose", "question"]
+    assert [seg.name for seg in prompt] == ["image", "pose", "view_pose", "question"]
     with torch.no_grad():
         h_prompt, _ = model.forward_context(prompt)
         h_more, _ = model.forward_context([*prompt, filler_seg])
@@ -130,7 +140,7 @@ def test_filler_control_adds_as_many_positions_as_depth_and_attention_is_segment
     other = dict(inputs, image=torch.rand(3, 3, 32, 32))
     with torch.no_grad():
         h_other, _ = model.forward_context([*model.prompt(other), filler_seg])
-    assert not torch.allclose(h_other[:, -17:], h_more[:, -17:])
+    assert not torch.allclose(h_other[:, -18:], h_more[:, -18:])
 
 
 def test_depth_reconstruction_trains_through_the_moe():

@@ -105,3 +105,54 @@ def test_answers_agree_with_the_rendered_depth():
         farther = words[5] if nearer == words[3] else words[3]
         hits += VOCAB[a] == (nearer if words[2] == "nearer" else farther)
     assert hits >= 36  # the visible-surface depth agrees with the centre depth label
+
+
+def test_the_second_camera_sees_the_answer_right_behind_the_named_box():
+    """Two boxes side by side across the main camera's view, a third far off: whichever is
+    named (X), the second camera stands on the line from the other (Y) through X, beyond X,
+    and sees X at its centre with Y behind it."""
+    from paperzoo.omni.scenes import _behind_view
+
+    boxes = [
+        Box(x=-1.0, z=3.5, size=(0.9, 0.9, 0.9), color=(0.9, 0.1, 0.1)),
+        Box(x=1.0, z=3.5, size=(1.2, 1.4, 1.2), color=(0.1, 0.8, 0.15)),
+        Box(x=0.0, z=9.0, size=(0.8, 0.8, 0.8), color=(0.15, 0.25, 0.95)),
+    ]
+    main = render(boxes, _cam((0.0, 1.5, 0.0), (0.0, 0.0, 5.0)))
+    assert (main.ids == 0).sum() >= 12 and (main.ids == 1).sum() >= 12
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        found = _behind_view(rng, boxes, main.ids, S, min_pixels=12,
+                             min_separation=np.radians(20), fov_deg=60.0)  # fmt: skip
+        assert found is not None
+        x, y, camera, view = found
+        eye, bx, by = camera.C, boxes[x], boxes[y]
+        # the camera is on the ground-plane line from Y through X, 2.5-4.5 beyond X
+        along = np.array([bx.x - by.x, bx.z - by.z])
+        to_eye = np.array([eye[0] - bx.x, eye[2] - bx.z])
+        cross = along[0] * to_eye[1] - along[1] * to_eye[0]
+        assert abs(cross) < 1e-9 and np.dot(along, to_eye) > 0
+        assert 2.5 <= np.linalg.norm(to_eye) <= 4.5 and 1.0 <= eye[1] <= 2.2
+        assert (view.ids[15:17, 15:17] == x).all() and (view.ids == y).sum() >= 12
+        assert np.linalg.norm(camera.C - by.center) > np.linalg.norm(camera.C - bx.center)
+
+
+def test_behind_questions_are_deterministic_disjoint_and_well_formed():
+    from paperzoo.omni.scenes import COLORS, behind_question_set
+
+    a = behind_question_set("val", 30)
+    b = behind_question_set("val", 30)
+    for name in a.__dataclass_fields__:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    test = behind_question_set("test", 30)
+    assert not any(np.array_equal(x, y) for x in a.images for y in test.images)
+    assert a.images.shape == a.views.shape == (30, S, S, 3) and a.view_poses.shape == (30, 12)
+    for q, ans, k in zip(a.questions, a.answers, a.num_candidates, strict=True):
+        words = [VOCAB[i] for i in q]
+        assert words[:3] == ["which", "is", "behind"] and words[3] in COLORS
+        assert VOCAB[ans] in COLORS and VOCAB[ans] != words[3]
+        assert k in (2, 3)
+    # the second camera is another camera: its images differ from the main one's
+    assert all(not np.allclose(x, v) for x, v in zip(a.images, a.views, strict=True))
+    # the answers are spread over the colours, not one favourite
+    assert np.bincount(a.answers).max() <= 0.4 * len(a)

@@ -297,14 +297,18 @@ class Omni(nn.Module):
         return self.norm(x), aux
 
     def prompt(self, inputs: Mapping[str, torch.Tensor]) -> list[Segment]:
-        """The context before any unrolling: image, camera pose, question."""
+        """The context before any unrolling: image, camera pose, the second camera's pose when
+        the inputs carry one (``view_pose``: the question is about that camera), question."""
         q = inputs["question"]
         marked = torch.cat([torch.full_like(q[:, :1], _Q), q], 1)
-        return [
+        context = [
             Segment(self.embed_image(inputs["image"]), "image"),
             Segment(self.embed_pose(inputs["pose"]), "pose"),
-            Segment(self.embed_text(marked), "question"),
         ]
+        if "view_pose" in inputs:
+            context.append(Segment(self.embed_pose(inputs["view_pose"]), "view_pose"))
+        context.append(Segment(self.embed_text(marked), "question"))
+        return context
 
     def generate(
         self, context: list[Segment], primitive: str, inputs: Mapping[str, torch.Tensor]
@@ -335,7 +339,8 @@ class Omni(nn.Module):
         """The segment that writes a primitive's value back into the context: its marker token
         and its tokens ("depth": normalised depth (B, S, S); "view": RGB (B, 3, S, S) with
         ``inputs["view_pose"]``; "filler": ``value`` ignored, as many filler tokens as a depth
-        map has patches)."""
+        map has patches, after ``inputs["view_pose"]`` when there is one, so that the segment is
+        exactly as long as a depth or a view segment)."""
         b = inputs["image"].shape[0]
         device = inputs["image"].device
         if primitive == "depth":
@@ -346,6 +351,8 @@ class Omni(nn.Module):
             marker = _VIEW
         elif primitive == "filler":
             body = [self._queries(self.filler, "filler", b)]
+            if "view_pose" in inputs:  # as long as a view segment: the pose, then no content
+                body.insert(0, self.embed_pose(inputs["view_pose"]))
             marker = _FILL
         else:
             raise ValueError(f"unknown primitive {primitive!r}; use one of {PRIMITIVES}")

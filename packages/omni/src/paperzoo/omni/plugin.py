@@ -90,5 +90,19 @@ def paperzoo_recipes() -> list[RecipeSpec]:
                 "vs own-depth unrolling vs oracle depth vs a filler control, x 3 seeds"
             ),
             reference={},
-        )
+        ),
+        RecipeSpec(
+            name="omni_tiny_view",
+            config=f"{_PKG}.recipes:tiny_view_config",
+            runner=f"{_PKG}.reproduce:run",
+            paper="omni",
+            variant="tiny_view",
+            study=f"{_PKG}.recipes:tiny_view_study",
+            description=(
+                "CPU, minutes: which-is-behind-X questions about rendered box scenes, 'behind' "
+                "seen from a second camera; direct answer vs unrolling the model's own novel "
+                "view vs the oracle view vs a filler control, x 3 seeds"
+            ),
+            reference={},
+        ),
     ]

@@ -29,6 +29,8 @@ __all__ = [
     "SPLIT_CODE",
     "VOCAB",
     "SceneQA",
+    "ViewQA",
+    "behind_question_set",
     "depth_question_set",
     "encode_text",
     "random_scene",
@@ -45,7 +47,9 @@ COLORS: dict[str, tuple[float, float, float]] = {
     "white": (1.0, 1.0, 1.0),
 }
 SPECIAL = ("<pad>", "<q>", "<ans>", "<depth>", "<view>", "<fill>")
-VOCAB: tuple[str, ...] = (*SPECIAL, "which", "is", "nearer", "farther", "or", *COLORS)
+# "behind" comes last, so the depth questions' 17 ids (and ``omni_tiny``'s vocabulary) are
+# unchanged by the view questions
+VOCAB: tuple[str, ...] = (*SPECIAL, "which", "is", "nearer", "farther", "or", *COLORS, "behind")
 _INDEX = {w: i for i, w in enumerate(VOCAB)}
 SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 
@@ -193,4 +197,141 @@ def depth_question_set(
         answers=np.asarray(out["answers"], dtype=np.int64),
         size_agrees=np.asarray(out["size_agrees"]),
         gap=np.asarray(out["gap"], dtype=np.float32),
+    )
+
+
+# -- "which is behind X?" seen from a second camera (the novel-view study) ---------------------
+
+
+@dataclass
+class ViewQA:
+    """One split of behind-questions, as arrays.
+
+    - ``images`` (N, H, W, 3) / ``depth`` (N, H, W) / ``poses`` (N, 12): the main camera's view;
+    - ``view_poses`` (N, 12) and ``views`` (N, H, W, 3): the second camera, from which "behind"
+      is meant, and what it sees (the oracle for the ``view`` primitive);
+    - ``questions`` (N, L) "which is behind X"; ``answers`` (N,) the colour word of the box
+      behind X seen from the second camera; ``num_candidates`` (N,): the boxes other than X.
+    """
+
+    images: np.ndarray
+    depth: np.ndarray
+    poses: np.ndarray
+    view_poses: np.ndarray
+    views: np.ndarray
+    questions: np.ndarray
+    answers: np.ndarray
+    num_candidates: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.answers)
+
+    def save(self, path) -> None:
+        np.savez_compressed(path, **self.__dict__)
+
+    @classmethod
+    def load(cls, path) -> ViewQA:
+        with np.load(path) as data:
+            return cls(**{k: data[k] for k in data.files})
+
+
+def _azimuth(eye: np.ndarray, point: np.ndarray) -> float:
+    d = point - eye
+    return float(np.arctan2(d[0], d[2]))
+
+
+def _behind_view(rng, boxes, main_ids, image_size, *, min_pixels, min_separation, fov_deg):
+    """A second camera that sees a box Y right behind a named box X, or None.
+
+    The camera stands on the ground-plane line from Y through X, 2.5-4.5 units beyond X, 1-2.2
+    units high, looking at X's centre; so Y is behind X from there. Kept when X is what the
+    camera sees at its centre, X and Y show at least ``min_pixels`` in the main image (Y also in
+    the view: its colour can be read from either), every other box is at least
+    ``min_separation`` radians of azimuth off the line or nearer than X, and the camera stands
+    clear of every box.
+    """
+    visible = [i for i in range(len(boxes)) if (main_ids == i).sum() >= min_pixels]
+    pairs = [(x, y) for x in visible for y in visible if x != y]
+    rng.shuffle(pairs)
+    for x, y in pairs[:6]:
+        bx, by = boxes[x], boxes[y]
+        u = np.array([bx.x - by.x, bx.z - by.z])
+        u /= np.linalg.norm(u)
+        r = rng.uniform(2.5, 4.5)
+        eye = np.array([bx.x + u[0] * r, rng.uniform(1.0, 2.2), bx.z + u[1] * r])
+        if any(np.hypot(eye[0] - b.x, eye[2] - b.z) < 0.75 * max(b.size[0], b.size[2]) + 0.3
+               for b in boxes):  # fmt: skip
+            continue
+        f = image_size / 2.0 / np.tan(np.radians(fov_deg) / 2.0)
+        camera = look_at(eye, bx.center, f=f, width=image_size, height=image_size)
+        view = render(boxes, camera)
+        c = image_size // 2
+        if not (view.ids[c - 1 : c + 1, c - 1 : c + 1] == x).all():
+            continue  # something stands between the camera and X
+        if (view.ids == y).sum() < min_pixels:
+            continue  # X hides Y from there
+        az_x, dist_x = _azimuth(eye, bx.center), np.hypot(*(bx.center - eye)[[0, 2]])
+        clear = True
+        for k, b in enumerate(boxes):
+            if k in (x, y):
+                continue
+            off = abs((_azimuth(eye, b.center) - az_x + np.pi) % (2 * np.pi) - np.pi)
+            if off < min_separation and np.hypot(*(b.center - eye)[[0, 2]]) > dist_x:
+                clear = False  # a second box behind X: the answer would not be unique
+        if clear:
+            return x, y, camera, view
+    return None
+
+
+def behind_question_set(
+    split: str,
+    num: int,
+    *,
+    data_seed: int = 0,
+    image_size: int = 32,
+    num_boxes: tuple[int, int] = (3, 4),
+    min_pixels: int = 12,
+    min_separation_deg: float = 20.0,
+    depth_range: tuple[float, float] = (2.0, 7.0),
+    fov_deg: float = 60.0,
+) -> ViewQA:
+    """``num`` scenes of ``split``, each with a second camera and "which is behind X" about it
+    (:func:`_behind_view`). The answer needs the scene's 3D layout: the main image shows every
+    box it can be, but "behind" is meant from the second camera. Splits are disjoint by seed,
+    as for :func:`depth_question_set` (with its own stream: scene ``i`` draws from
+    ``[data_seed, SPLIT_CODE[split], i, 1]``)."""
+    if split not in SPLIT_CODE:
+        raise ValueError(f"unknown split {split!r}; use one of {sorted(SPLIT_CODE)}")
+    out: dict[str, list] = {k: [] for k in ViewQA.__dataclass_fields__}
+    draw = 0
+    while len(out["answers"]) < num:
+        rng = np.random.default_rng([data_seed, SPLIT_CODE[split], draw, 1])
+        draw += 1
+        k = int(rng.integers(num_boxes[0], num_boxes[1] + 1))
+        boxes, names, camera = random_scene(
+            rng, num_boxes=k, image_size=image_size, depth_range=depth_range, fov_deg=fov_deg
+        )
+        main = render(boxes, camera)
+        found = _behind_view(rng, boxes, main.ids, image_size, min_pixels=min_pixels,
+                             min_separation=np.radians(min_separation_deg), fov_deg=fov_deg)  # fmt: skip
+        if found is None:
+            continue
+        x, y, view_camera, view = found
+        out["images"].append(main.rgb)
+        out["depth"].append(main.depth)
+        out["poses"].append(camera.pose_vector())
+        out["view_poses"].append(view_camera.pose_vector())
+        out["views"].append(view.rgb)
+        out["questions"].append(encode_text(f"which is behind {names[x]}"))
+        out["answers"].append(token_id(names[y]))
+        out["num_candidates"].append(k - 1)
+    return ViewQA(
+        images=np.stack(out["images"]),
+        depth=np.stack(out["depth"]),
+        poses=np.stack(out["poses"]),
+        view_poses=np.stack(out["view_poses"]),
+        views=np.stack(out["views"]),
+        questions=np.asarray(out["questions"], dtype=np.int64),
+        answers=np.asarray(out["answers"], dtype=np.int64),
+        num_candidates=np.asarray(out["num_candidates"], dtype=np.int64),
     )
