@@ -270,3 +270,20 @@ def test_warmup_then_sixteen_d_steps_per_g_step_through_the_trainer(tmp_path):
         assert _moved(before[name], after[name]), f"step {i} did not move the {name}"
         assert not _moved(before[other], after[other]), f"step {i} ({name}) moved the {other}"
     assert trainer.ema is not None and int(trainer.ema.n_averaged) == 2  # G steps only
+
+
+def test_the_paper_recipes_step_as_the_official_is_dis_step():
+    """cafm_paper: D for steps 0..10,000, then D where step % 17 < 16 (official
+    ``is_dis_step``); the committed tiny study keeps the cycles counted after its warm-up."""
+    from paperzoo.cafm.recipes import paper_config, tiny_config
+    from paperzoo.cafm.reproduce import step_plan
+
+    post = paper_config().post
+    plan = step_plan(post)
+    warm, n = post.d_warmup_steps, post.d_steps_per_g
+    assert (warm, n, post.step_phase) == (10_000, 16, "official")
+    for step in [*range(0, 200), *range(warm - 40, warm + 200)]:
+        official = step <= warm or step % (1 + n) < n
+        assert (plan.optimizer_at(step) == "discriminator") == official, step
+    tiny = tiny_config().post
+    assert step_plan(tiny).describe() == GanStepPlan(4, 100).describe()

@@ -36,6 +36,10 @@ from paperzoo.train.optim import lr_factor
         (GanStepPlan(d_steps_per_g=16, d_warmup_steps=2), "DD" + "D" * 16 + "G" + "DD"),
         (GanStepPlan(d_steps_per_g=0, d_warmup_steps=2), "DDGGG"),
         (GanStepPlan(d_steps_per_g=3, d_warmup_steps=0), "DDDGDDDGD"),
+        (GanStepPlan(d_steps_per_g=2, d_warmup_steps=4, phase="absolute"), "DDDDDGDDGDDG"),
+        (GanStepPlan(d_steps_per_g=2, d_warmup_steps=3, phase="absolute"), "DDDDDGDDGDDG"),
+        (GanStepPlan(d_steps_per_g=2, d_warmup_steps=6, phase="absolute"), "DDDDDDDDGDDG"),
+        (GanStepPlan(d_steps_per_g=1, d_warmup_steps=0, phase="absolute"), "DGDGDG"),
     ],
 )
 def test_gan_step_plan_sequence(plan, expected):
@@ -44,6 +48,21 @@ def test_gan_step_plan_sequence(plan, expected):
     for n in range(len(expected) + 1):
         assert plan.steps_of("generator", n) == expected[:n].count("G")
         assert plan.steps_of("discriminator", n) == expected[:n].count("D")
+
+
+@pytest.mark.parametrize(("n", "warm"), [(16, 10), (16, 0), (4, 100), (1, 3), (3, 7)])
+def test_absolute_phase_is_the_official_is_dis_step(n, warm):
+    """``train_continuous_adversarial_flow_imagenet.py``'s ``is_dis_step`` (accumulation 1),
+    transcribed: D while ``step <= warmup``, then D where ``step % (1 + N) < N``."""
+    plan = GanStepPlan(d_steps_per_g=n, d_warmup_steps=warm + 1, phase="absolute")
+    official = ["D" if step <= warm or step % (1 + n) < n else "G" for step in range(300)]
+    assert [plan.optimizer_at(i)[0].upper() for i in range(300)] == official
+    for steps in (0, 1, warm, warm + 1, warm + 2, 299, 300):
+        assert plan.steps_of("generator", steps) == official[:steps].count("G")
+    assert plan.describe()["phase"] == "absolute"
+    assert "phase" not in GanStepPlan(n, warm).describe()  # older checkpoints' plans still match
+    with pytest.raises(ValueError, match="phase"):
+        GanStepPlan(n, warm, phase="official")  # type: ignore[arg-type]
 
 
 def test_gan_step_plan_names_and_errors():

@@ -87,6 +87,10 @@ class PostTrainStage:
     flow_matching_steps: int = 0
     d_warmup_steps: int = 10_000
     d_steps_per_g: int = 16
+    # "official": D for steps 0..d_warmup_steps (inclusive), then the D D ... G cycles counted
+    # from step 0 (the official is_dis_step); "after_warmup": D for d_warmup_steps steps, then
+    # cycles counted from there (what the committed tiny study ran)
+    step_phase: Literal["official", "after_warmup"] = "official"
     batch_size: int = 256
     timesteps: Literal["uniform", "logit_normal"] = "uniform"
     label_dropout: float = 0.1
@@ -272,6 +276,7 @@ def tiny_config() -> CAFMRecipeConfig:
             flow_matching_steps=1600,
             d_warmup_steps=100,
             d_steps_per_g=4,
+            step_phase="after_warmup",
             batch_size=64,
             gen_optim=OptimConfig(
                 name="adamw", lr=1e-4, betas=(0.0, 0.95), weight_decay=0.0, schedule="constant"

@@ -37,7 +37,7 @@ from paperzoo.cafm.model import (
     cafm_tiny_mnist,
     discriminator_like,
 )
-from paperzoo.cafm.recipes import CAFMRecipeConfig
+from paperzoo.cafm.recipes import CAFMRecipeConfig, PostTrainStage
 from paperzoo.core.run import RunContext, RunResult
 from paperzoo.gen.vae import decode_batched
 from paperzoo.train import Trainer, seed_everything
@@ -306,7 +306,7 @@ def _cafm(
         {"generator": p.gen_optim, "discriminator": p.dis_optim}, seed=cfg.seed,
         batch_size=_batch(cfg, p.batch_size, ctx, len(data.train)),
         num_workers=cfg.data.num_workers,
-        step_plan=GanStepPlan(d_steps_per_g=p.d_steps_per_g, d_warmup_steps=p.d_warmup_steps),
+        step_plan=step_plan(p),
         clip_grad_norm={"generator": p.clip_grad_norm, "discriminator": p.clip_grad_norm},
     )  # fmt: skip
     state = trainer.fit()
@@ -429,3 +429,10 @@ def run(cfg: CAFMRecipeConfig, ctx: RunContext) -> RunResult:
         metrics.update(evaluate(cfg, ctx, generator, data))
     dist_utils.barrier()
     return RunResult(metrics=metrics, steps=int(post["post_steps"]), extra=extra)
+
+
+def step_plan(p: PostTrainStage) -> GanStepPlan:
+    """The post-training's D/G schedule (``p.step_phase``: see :class:`PostTrainStage`)."""
+    if p.step_phase == "official":
+        return GanStepPlan(p.d_steps_per_g, p.d_warmup_steps + 1, phase="absolute")
+    return GanStepPlan(p.d_steps_per_g, p.d_warmup_steps)

@@ -13,7 +13,7 @@ in Continuous Adversarial Flow Models, arXiv:2604.11521).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 __all__ = ["GanStepPlan", "StepPlan"]
 
@@ -40,6 +40,9 @@ class GanStepPlan(StepPlan):
     """``d_warmup_steps`` discriminator steps, then cycles of ``d_steps_per_g`` D steps and one G.
 
     With ``d_steps_per_g=2, d_warmup_steps=1`` the trainer steps go ``D | D D G | D D G | ...``.
+    ``phase="absolute"`` counts the cycles from step 0 instead, as the official Adversarial
+    Flow Models trainers do (``step % (1 + N) < N`` is a D step once the warm-up is over): with
+    ``d_steps_per_g=2, d_warmup_steps=4`` that is ``D D D D | G | D D G | ...``.
     Trainer steps count D and G steps together, so ``trainer.max_steps=N`` takes
     ``steps_of("generator", N)`` generator steps.
     """
@@ -51,6 +54,7 @@ class GanStepPlan(StepPlan):
         *,
         discriminator: str = "discriminator",
         generator: str = "generator",
+        phase: Literal["after_warmup", "absolute"] = "after_warmup",
     ) -> None:
         if d_steps_per_g < 0:
             raise ValueError(f"d_steps_per_g must be >= 0, got {d_steps_per_g}")
@@ -58,25 +62,28 @@ class GanStepPlan(StepPlan):
             raise ValueError(f"d_warmup_steps must be >= 0, got {d_warmup_steps}")
         if discriminator == generator:
             raise ValueError(f"the discriminator and generator names are both {generator!r}")
+        if phase not in ("after_warmup", "absolute"):
+            raise ValueError(f"phase must be 'after_warmup' or 'absolute', got {phase!r}")
         self.d_steps_per_g = d_steps_per_g
         self.d_warmup_steps = d_warmup_steps
         self.discriminator = discriminator
         self.generator = generator
+        self.phase = phase
         self.names = (discriminator, generator)
 
     def optimizer_at(self, step: int) -> str:
         if step < self.d_warmup_steps:
             return self.discriminator
         cycle = self.d_steps_per_g + 1
-        return (
-            self.generator
-            if (step - self.d_warmup_steps) % cycle == cycle - 1
-            else self.discriminator
-        )
+        k = step if self.phase == "absolute" else step - self.d_warmup_steps
+        return self.generator if k % cycle == cycle - 1 else self.discriminator
 
     def steps_of(self, name: str, steps: int) -> int:
-        after = max(0, steps - self.d_warmup_steps)
-        g_steps = after // (self.d_steps_per_g + 1)
+        cycle = self.d_steps_per_g + 1
+        if self.phase == "absolute":  # G steps: k in [warm-up, steps) with k % cycle == cycle - 1
+            g_steps = max(0, steps // cycle - self.d_warmup_steps // cycle)
+        else:
+            g_steps = max(0, steps - self.d_warmup_steps) // cycle
         if name == self.generator:
             return g_steps
         if name == self.discriminator:
@@ -84,13 +91,18 @@ class GanStepPlan(StepPlan):
         return 0
 
     def describe(self) -> dict[str, Any]:
-        return {
+        out = {
             **super().describe(),
             "d_steps_per_g": self.d_steps_per_g,
             "d_warmup_steps": self.d_warmup_steps,
         }
+        if self.phase != "after_warmup":  # absent for the default: older checkpoints still match
+            out["phase"] = self.phase
+        return out
 
     def __repr__(self) -> str:
+        phase = f", phase={self.phase!r}" if self.phase != "after_warmup" else ""
         return (
-            f"GanStepPlan(d_steps_per_g={self.d_steps_per_g}, d_warmup_steps={self.d_warmup_steps})"
+            f"GanStepPlan(d_steps_per_g={self.d_steps_per_g}, "
+            f"d_warmup_steps={self.d_warmup_steps}{phase})"
         )
