@@ -219,3 +219,19 @@ def test_every_view_arm_runs_through_the_cli(tmp_path: Path):
         cell = json.loads((tmp_path / arm / "seed0" / "summary.json").read_text())
         assert cell["steps"] == 3 and cell["extra"]["num_eval"] == 20
         assert {"accuracy", "view_mae", "train_accuracy"} <= set(cell["metrics"])
+
+
+def test_box_pixel_weight_is_a_weighted_mean_over_the_views_box_pixels(behind):
+    batch = behind.batch(slice(0, 4))
+    method = ContextUnrollingMethod(omni_tiny(vocab_size=18), context="own_view",
+                                    primitive="view", box_pixel_weight=10.0)  # fmt: skip
+    target = batch["view"]
+    pred = torch.zeros_like(target)
+    err = target.abs()  # (B, 3, S, S)
+    boxes = batch["view_boxes"].unsqueeze(1).expand_as(err)
+    assert 0 < boxes.float().mean() < 1
+    w = torch.where(boxes, 10.0, 1.0)
+    expected = (err * w).sum() / w.sum()
+    torch.testing.assert_close(method.reconstruction_loss(pred, target, batch), expected)
+    plain = ContextUnrollingMethod(omni_tiny(vocab_size=18), context="own_view", primitive="view")
+    torch.testing.assert_close(plain.reconstruction_loss(pred, target, batch), err.mean())

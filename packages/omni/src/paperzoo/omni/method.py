@@ -50,7 +50,8 @@ class ContextUnrollingMethod(nn.Module):
     """Answer CE after the arm's context + depth reconstruction + MoE balance (module docstring).
 
     ``primitive``: the study's supervised primitive, "depth" or "view" (its L1 is weighted by
-    ``depth_weight``, the name from the depth study). ``train_write``: what the own-primitive arm
+    ``depth_weight``, the name from the depth study; ``box_pixel_weight``: see
+    :meth:`reconstruction_loss`). ``train_write``: what the own-primitive arm
     writes back during training, its own prediction ("own", as at test) or the truth ("oracle":
     teacher forcing).
     """
@@ -64,6 +65,7 @@ class ContextUnrollingMethod(nn.Module):
         balance_weight: float = 0.01,
         train_write: Literal["own", "oracle"] = "own",
         primitive: Literal["depth", "view"] = "depth",
+        box_pixel_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.model = model
@@ -73,6 +75,7 @@ class ContextUnrollingMethod(nn.Module):
             raise ValueError(f"context {context!r} writes {self.primitives}, but the study's "
                              f"supervised primitive is {primitive!r}")  # fmt: skip
         self.primitive = primitive
+        self.box_pixel_weight = box_pixel_weight
         self.depth_weight, self.balance_weight = depth_weight, balance_weight
         self.train_write = train_write
 
@@ -81,6 +84,18 @@ class ContextUnrollingMethod(nn.Module):
         if self.primitive == "depth":
             return self.model.normalize_depth(batch["depth"])
         return batch["view"]
+
+    def reconstruction_loss(
+        self, pred: torch.Tensor, target: torch.Tensor, batch: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """L1, or for a view with ``box_pixel_weight`` w != 1 the weighted mean of |pred - true|
+        with weight w on the pixels that show a box and 1 elsewhere (so a view that draws only
+        ground and sky costs more)."""
+        if self.primitive != "view" or self.box_pixel_weight == 1.0:
+            return F.l1_loss(pred, target)
+        w = 1.0 + (self.box_pixel_weight - 1.0) * batch["view_boxes"].to(pred.dtype)
+        w = w.unsqueeze(1)  # (B, 1, S, S) over the 3 channels
+        return ((pred - target).abs() * w).sum() / (w.sum() * pred.shape[1])
 
     def trainable_module(self) -> nn.Module:
         return self.model
@@ -92,7 +107,7 @@ class ContextUnrollingMethod(nn.Module):
         prompt = m.prompt(batch)
         pred, aux_primitive = m.generate(prompt, self.primitive, batch)
         target = self.target(batch)
-        primitive_loss = F.l1_loss(pred, target)
+        primitive_loss = self.reconstruction_loss(pred, target, batch)
         context = list(prompt)
         for prim in self.primitives:
             if prim == "filler":

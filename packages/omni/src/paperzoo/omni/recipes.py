@@ -76,6 +76,8 @@ class UnrollConfig:
     )
     primitive: Literal["depth", "view"] = "depth"  # the supervised primitive of the study
     depth_weight: float = 1.0  # the weight of that primitive's L1 (named in the depth study)
+    # view study: the L1 weight of the view's box pixels relative to ground and sky (1: plain L1)
+    box_pixel_weight: float = 1.0
     balance_weight: float = 0.01
     train_write: Literal["own", "oracle"] = "own"
 
@@ -156,7 +158,10 @@ def tiny_study() -> Study:
 
 # -- the novel-view study: "which is behind X", seen from a second camera ----------------------
 
-TINY_VIEW_STEPS = 600
+# Chosen on val at seed 0, one setting for every arm (the best mean val accuracy over the four
+# arms) from steps {600, 1500} x lr {1e-3, 3e-3} (README)
+TINY_VIEW_STEPS = 1500
+TINY_VIEW_LR = 1e-3
 
 
 def tiny_view_config() -> OmniRecipeConfig:
@@ -166,11 +171,12 @@ def tiny_view_config() -> OmniRecipeConfig:
     cfg.data.dataset = "behind_questions"
     cfg.omni.primitive = "view"
     cfg.omni.context = "own_view"
-    # teacher forcing: the answer is trained after the true view, as an interleaved model trains
-    # on its data; at test the own-view arm writes its own view (declared before the val grid)
-    cfg.omni.train_write = "oracle"
+    # the own view is written back while training too (train_write "own"): teacher forcing
+    # (training the answer after the true view) left the own-view arm near chance on val (47.0 /
+    # 49.8 % at lr 3e-3 / 1e-3, 600 steps, against 65.2 with its own view; README)
     cfg.arch.vocab_size = 18
     cfg.trainer.max_steps = TINY_VIEW_STEPS
+    cfg.optim.lr = TINY_VIEW_LR
     return cfg
 
 

@@ -40,7 +40,7 @@ __all__ = ["DepthQuestions", "Questions", "evaluate", "load_split", "run"]
 _FIELDS = {
     "images": "image", "depth": "depth", "poses": "pose", "questions": "question",
     "answers": "answer", "size_agrees": "size_agrees", "view_poses": "view_pose",
-    "views": "view", "num_candidates": "num_candidates",
+    "views": "view", "view_boxes": "view_boxes", "num_candidates": "num_candidates",
 }  # fmt: skip
 _IMAGES = ("images", "views")
 
@@ -87,7 +87,7 @@ def load_split(cfg: OmniRecipeConfig, split: str, folder: Path) -> SceneQA | Vie
     s = cfg.scenes
     num = {"train": s.num_train, "val": s.num_val, "test": s.num_test}[split]
     behind = cfg.data.dataset == "behind_questions"
-    keyed = asdict(s) if not behind else {**asdict(s), "dataset": "behind_questions"}
+    keyed = asdict(s) if not behind else {**asdict(s), "dataset": "behind_questions", "format": 2}
     key = hashlib.sha1(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:10]
     path = folder / f"{split}_{num}_{key}.npz"
     kind = ViewQA if behind else SceneQA
@@ -193,7 +193,8 @@ def run(cfg: OmniRecipeConfig, ctx: RunContext) -> RunResult:
     u = cfg.omni
     method = ContextUnrollingMethod(model, context=u.context, depth_weight=u.depth_weight,
                                     balance_weight=u.balance_weight, train_write=u.train_write,
-                                    primitive=u.primitive)  # fmt: skip
+                                    primitive=u.primitive,
+                                    box_pixel_weight=u.box_pixel_weight)  # fmt: skip
     trainer = Trainer(
         method, train, ctx, cfg.trainer, cfg.optim, batch_size=cfg.data.batch_size,
         num_workers=cfg.data.num_workers, seed=cfg.seed, drop_last=True,

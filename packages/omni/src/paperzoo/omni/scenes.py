@@ -209,7 +209,8 @@ class ViewQA:
 
     - ``images`` (N, H, W, 3) / ``depth`` (N, H, W) / ``poses`` (N, 12): the main camera's view;
     - ``view_poses`` (N, 12) and ``views`` (N, H, W, 3): the second camera, from which "behind"
-      is meant, and what it sees (the oracle for the ``view`` primitive);
+      is meant, and what it sees (the oracle for the ``view`` primitive); ``view_boxes``
+      (N, H, W) bool: the view's pixels that show a box;
     - ``questions`` (N, L) "which is behind X"; ``answers`` (N,) the colour word of the box
       behind X seen from the second camera; ``num_candidates`` (N,): the boxes other than X.
     """
@@ -219,6 +220,7 @@ class ViewQA:
     poses: np.ndarray
     view_poses: np.ndarray
     views: np.ndarray
+    view_boxes: np.ndarray
     questions: np.ndarray
     answers: np.ndarray
     num_candidates: np.ndarray
@@ -322,6 +324,7 @@ def behind_question_set(
         out["poses"].append(camera.pose_vector())
         out["view_poses"].append(view_camera.pose_vector())
         out["views"].append(view.rgb)
+        out["view_boxes"].append(view.ids >= 0)
         out["questions"].append(encode_text(f"which is behind {names[x]}"))
         out["answers"].append(token_id(names[y]))
         out["num_candidates"].append(k - 1)
@@ -331,6 +334,7 @@ def behind_question_set(
         poses=np.stack(out["poses"]),
         view_poses=np.stack(out["view_poses"]),
         views=np.stack(out["views"]),
+        view_boxes=np.stack(out["view_boxes"]),
         questions=np.asarray(out["questions"], dtype=np.int64),
         answers=np.asarray(out["answers"], dtype=np.int64),
         num_candidates=np.asarray(out["num_candidates"], dtype=np.int64),
