@@ -57,10 +57,16 @@ class Paper:
     def dist(self) -> str:
         return self.entry.dist
 
-    def summary(self) -> dict[str, Any] | None:
-        """The committed tiny-study summary (``docs/results/<paper>/summary.json``), if any."""
-        path = RESULTS / self.name / "summary.json"
+    def summary(self, variant: str = "tiny") -> dict[str, Any] | None:
+        """The committed summary of a study (``docs/results/<paper>/summary.json`` for the
+        ``tiny`` one, ``docs/results/<paper>/<variant>/summary.json`` for another), if any."""
+        path = results_dir(self.name, variant) / "summary.json"
         return json.loads(path.read_text()) if path.is_file() else None
+
+
+def results_dir(paper: str, variant: str = "tiny") -> Path:
+    """Where a study's committed ``summary.json`` and ``study.png`` live."""
+    return RESULTS / paper if variant == "tiny" else RESULTS / paper / variant
 
 
 def collect_papers() -> list[Paper]:
@@ -260,11 +266,14 @@ def benchmark_markdown(entry: Entry) -> str:
 # -- the tiny study ----------------------------------------------------------------------------
 
 
-def study_markdown(paper: Paper, summary: dict[str, Any]) -> str:
+def study_markdown(paper: Paper, summary: dict[str, Any], variant: str = "tiny") -> str:
     """The arms table (mean ± std and every seed) per shown metric, then the claims' verdicts."""
     seeds = [str(s) for s in summary["seeds"]]
+    command = f"paperzoo reproduce {paper.name}" + (
+        "" if variant == "tiny" else f" --recipe {variant}"
+    )
     parts = [
-        f"`paperzoo reproduce {paper.name}` ran {len(summary['arms'])} arms x "
+        f"`{command}` ran {len(summary['arms'])} arms x "
         f"{len(seeds)} seeds (recipe `{summary['recipe_name']}`, "
         f"{summary.get('cells_wall_seconds', 0) / 60:.1f} min of cell wall time where it was "
         "refreshed). Test-split numbers, as the study runner recorded them in `summary.json`.\n"
@@ -295,10 +304,11 @@ def study_markdown(paper: Paper, summary: dict[str, Any]) -> str:
             f'!!! {kind} "The claim {verdict}: {_cell(claim["statement"])}"\n'
             f"    {detail}. Rule `{claim['rule']}`: {claim.get('rule_text', '')}.\n"
         )
-    if (RESULTS / paper.name / "study.png").is_file():
+    png = results_dir(paper.name, variant) / "study.png"
+    if png.is_file():
         parts.append(
-            f"![Per-seed results and means of the {paper.name} tiny study]"
-            f"(../results/{paper.name}/study.png)\n"
+            f"![Per-seed results and means of the {paper.name} {variant} study]"
+            f"(../results/{png.relative_to(RESULTS).as_posix()})\n"
         )
     return "\n".join(parts)
 
@@ -309,15 +319,17 @@ def study_markdown(paper: Paper, summary: dict[str, Any]) -> str:
 def _command(paper: str, recipe: Any) -> str:
     if recipe.variant == "tiny":
         return f"paperzoo reproduce {paper}"
+    if recipe.study:  # a second CPU study: its data are bundled or generated too
+        return f"paperzoo reproduce {paper} --recipe {recipe.variant}"
     return f"paperzoo reproduce {paper} --recipe {recipe.variant} --data PATH"
 
 
 def reproduction_table(paper: Paper) -> str:
-    summary = paper.summary()
     rows = []
     for entry in paper.recipes:
         spec = entry.spec
         if spec.study:
+            summary = paper.summary(spec.variant)
             paper_value = "the claims below"
             if summary is None:
                 ours = "no committed result"
@@ -419,6 +431,11 @@ def paper_page(paper: Paper) -> str:
             "### Tiny study\n\nNo committed result: run `python docs/refresh_results.py "
             f"{paper.name} --run` to add one.\n"
         )
+    for entry in paper.recipes:  # further declared studies with a committed result
+        variant = entry.spec.variant
+        other = paper.summary(variant) if entry.spec.study and variant != "tiny" else None
+        if other is not None:
+            parts += [f"### Study `{entry.spec.name}`\n", study_markdown(paper, other, variant)]
     if paper.models:
         parts += ["## Models\n", models_table(paper)]
     if paper.methods:
