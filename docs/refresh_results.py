@@ -2,6 +2,7 @@
 
     python docs/refresh_results.py mocov2 runs/mocov2_tiny   # copy from a finished study's OUT
     python docs/refresh_results.py mocov2 --run              # run `paperzoo reproduce mocov2` first
+    python docs/refresh_results.py omni OUT --recipe tiny_view  # a second study: results/omni/tiny_view
 
 The paper's page (docs/gen_pages.py) shows the arms table, the claims' verdicts and the plot
 from these two files; commit them with the change that produced them.
@@ -38,12 +39,17 @@ def check_summary(path: Path, paper: str) -> dict:
     return summary
 
 
-def refresh(paper: str, out: Path) -> Path:
+def refresh(paper: str, out: Path, variant: str = "tiny") -> Path:
     summary = check_summary(out / "summary.json", paper)
+    if summary.get("recipe") not in (None, variant):
+        raise SystemExit(
+            f"{out} is the {summary['recipe']!r} study of {paper}, not {variant!r}: "
+            f"pass --recipe {summary['recipe']}"
+        )
     plot = out / "study.png"
     if not plot.is_file():
         raise SystemExit(f"{plot} does not exist")
-    dest = RESULTS / paper
+    dest = RESULTS / paper if variant == "tiny" else RESULTS / paper / variant
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out / "summary.json", dest / "summary.json")
     shutil.copyfile(plot, dest / "study.png")
@@ -57,16 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paper")
     parser.add_argument("out", nargs="?", type=Path, help="a finished study's OUT folder")
     parser.add_argument("--run", action="store_true", help="run the tiny study first")
+    parser.add_argument("--recipe", default="tiny",
+                        help="the study's variant (default tiny; another goes to results/PAPER/VARIANT)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.run == (args.out is not None):
         parser.error("give either OUT or --run")
     if args.run:
         with tempfile.TemporaryDirectory(prefix=f"{args.paper}_study_") as tmp:
-            cmd = ["paperzoo", "reproduce", args.paper, "--out", tmp]
+            cmd = ["paperzoo", "reproduce", args.paper, "--recipe", args.recipe, "--out", tmp]
             subprocess.run(cmd, check=True)
-            refresh(args.paper, Path(tmp))
+            refresh(args.paper, Path(tmp), args.recipe)
     else:
-        refresh(args.paper, args.out)
+        refresh(args.paper, args.out, args.recipe)
     return 0
 
 
