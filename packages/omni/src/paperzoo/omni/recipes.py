@@ -114,12 +114,38 @@ def tiny_config() -> OmniRecipeConfig:
     return OmniRecipeConfig()
 
 
-TINY_ARMS = {
-    "direct": ("omni.context=none",),
-    "own_depth": ("omni.context=own_depth",),
-    "oracle_depth": ("omni.context=oracle_depth",),
-    "filler": ("omni.context=filler",),
-}
+def _arms(primitive: str) -> dict[str, tuple[str, ...]]:
+    """A study's four arms and their overrides: direct, own and oracle ``primitive``, filler."""
+    return {
+        "direct": ("omni.context=none",),
+        f"own_{primitive}": (f"omni.context=own_{primitive}",),
+        f"oracle_{primitive}": (f"omni.context=oracle_{primitive}",),
+        "filler": ("omni.context=filler",),
+    }
+
+
+TINY_ARMS = _arms("depth")
+
+
+def _unrolling_study(
+    primitive: str, descriptions: tuple[str, ...], statements: tuple[str, ...],
+    metrics: tuple[str, ...],
+) -> Study:  # fmt: skip
+    """Four arms (:func:`_arms`, with ``descriptions`` in that order) x seeds 0-2, and the three
+    claims (``statements``): own beats direct, own beats filler, oracle beats direct."""
+    from paperzoo.train.study import Arm, Claim, Study
+
+    own, oracle = f"own_{primitive}", f"oracle_{primitive}"
+    arms = tuple(
+        Arm(name, overrides, description=text)
+        for (name, overrides), text in zip(_arms(primitive).items(), descriptions, strict=True)
+    )
+    pairs = ((own, "direct"), (own, "filler"), (oracle, "direct"))
+    claims = tuple(
+        Claim(text, metric="accuracy", arm=arm, baseline=baseline, rule="better_mean")
+        for text, (arm, baseline) in zip(statements, pairs, strict=True)
+    )
+    return Study(arms=arms, seeds=(0, 1, 2), metrics=metrics, claims=claims)
 
 
 def tiny_study() -> Study:
@@ -129,30 +155,20 @@ def tiny_study() -> Study:
     model's own depth beats answering directly, and beats the filler control that adds as many
     positions; the oracle depth (an upper bound) beats answering directly.
     """
-    from paperzoo.train.study import Arm, Claim, Study
-
-    arms = (
-        Arm("direct", TINY_ARMS["direct"], description="answer from image, pose and question"),
-        Arm("own_depth", TINY_ARMS["own_depth"],
-            description="unroll the model's own depth map into the context, then answer"),
-        Arm("oracle_depth", TINY_ARMS["oracle_depth"],
-            description="the renderer's true depth in the context (upper bound)"),
-        Arm("filler", TINY_ARMS["filler"],
-            description="as many filler tokens as a depth map (compute-matched control)"),
-    )  # fmt: skip
-    claims = (
-        Claim("unrolling its own depth beats answering directly (accuracy)",
-              metric="accuracy", arm="own_depth", baseline="direct", rule="better_mean"),
-        Claim("unrolling its own depth beats the filler control (accuracy)",
-              metric="accuracy", arm="own_depth", baseline="filler", rule="better_mean"),
-        Claim("oracle depth beats answering directly (accuracy; the upper bound)",
-              metric="accuracy", arm="oracle_depth", baseline="direct", rule="better_mean"),
-    )  # fmt: skip
-    return Study(
-        arms=arms,
-        seeds=(0, 1, 2),
+    return _unrolling_study(
+        "depth",
+        descriptions=(
+            "answer from image, pose and question",
+            "unroll the model's own depth map into the context, then answer",
+            "the renderer's true depth in the context (upper bound)",
+            "as many filler tokens as a depth map (compute-matched control)",
+        ),
+        statements=(
+            "unrolling its own depth beats answering directly (accuracy)",
+            "unrolling its own depth beats the filler control (accuracy)",
+            "oracle depth beats answering directly (accuracy; the upper bound)",
+        ),
         metrics=("accuracy", "accuracy_size_misleading", "depth_mae", "train_accuracy"),
-        claims=claims,
     )
 
 
@@ -180,41 +196,25 @@ def tiny_view_config() -> OmniRecipeConfig:
     return cfg
 
 
-TINY_VIEW_ARMS = {
-    "direct": ("omni.context=none",),
-    "own_view": ("omni.context=own_view",),
-    "oracle_view": ("omni.context=oracle_view",),
-    "filler": ("omni.context=filler",),
-}
+TINY_VIEW_ARMS = _arms("view")
 
 
 def tiny_view_study() -> Study:
     """Context Unrolling with the novel-view primitive: four arms x seeds 0-2, the same steps,
     batches and view supervision; declared before its test split was read."""
-    from paperzoo.train.study import Arm, Claim, Study
-
-    arms = (
-        Arm("direct", TINY_VIEW_ARMS["direct"],
-            description="answer from image, both poses and the question"),
-        Arm("own_view", TINY_VIEW_ARMS["own_view"],
-            description="unroll the model's own view from the second camera, then answer"),
-        Arm("oracle_view", TINY_VIEW_ARMS["oracle_view"],
-            description="the renderer's true view in the context (upper bound)"),
-        Arm("filler", TINY_VIEW_ARMS["filler"],
-            description="the second pose and as many filler tokens as a view (compute-matched)"),
-    )  # fmt: skip
-    claims = (
-        Claim("unrolling its own novel view beats answering directly (accuracy)",
-              metric="accuracy", arm="own_view", baseline="direct", rule="better_mean"),
-        Claim("unrolling its own novel view beats the filler control (accuracy)",
-              metric="accuracy", arm="own_view", baseline="filler", rule="better_mean"),
-        Claim("the oracle view beats answering directly (accuracy; the upper bound)",
-              metric="accuracy", arm="oracle_view", baseline="direct", rule="better_mean"),
-    )  # fmt: skip
-    return Study(
-        arms=arms,
-        seeds=(0, 1, 2),
+    return _unrolling_study(
+        "view",
+        descriptions=(
+            "answer from image, both poses and the question",
+            "unroll the model's own view from the second camera, then answer",
+            "the renderer's true view in the context (upper bound)",
+            "the second pose and as many filler tokens as a view (compute-matched)",
+        ),
+        statements=(
+            "unrolling its own novel view beats answering directly (accuracy)",
+            "unrolling its own novel view beats the filler control (accuracy)",
+            "the oracle view beats answering directly (accuracy; the upper bound)",
+        ),
         metrics=("accuracy", "accuracy_2_candidates", "accuracy_3_candidates", "view_mae",
                  "train_accuracy"),
-        claims=claims,
     )  # fmt: skip

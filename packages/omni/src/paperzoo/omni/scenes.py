@@ -19,6 +19,7 @@ Splits are disjoint by seed: scene ``i`` of split ``s`` is drawn from
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -99,8 +100,28 @@ def random_scene(
     return boxes, names, look_at(eye, target, f=f, width=image_size, height=image_size)
 
 
+_A = TypeVar("_A", bound="_Arrays")
+
+
+class _Arrays:
+    """A split as named arrays, one row per question: its length, and ``.npz`` save / load."""
+
+    answers: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.answers)
+
+    def save(self, path) -> None:
+        np.savez_compressed(path, **self.__dict__)
+
+    @classmethod
+    def load(cls: type[_A], path) -> _A:
+        with np.load(path) as data:
+            return cls(**{k: data[k] for k in data.files})
+
+
 @dataclass
-class SceneQA:
+class SceneQA(_Arrays):
     """One split of depth questions, as arrays.
 
     - ``images`` (N, H, W, 3) float32 in [0, 1]; ``depth`` (N, H, W) float32 z-depth (sky: inf);
@@ -117,17 +138,6 @@ class SceneQA:
     answers: np.ndarray
     size_agrees: np.ndarray
     gap: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.answers)
-
-    def save(self, path) -> None:
-        np.savez_compressed(path, **self.__dict__)
-
-    @classmethod
-    def load(cls, path) -> SceneQA:
-        with np.load(path) as data:
-            return cls(**{k: data[k] for k in data.files})
 
 
 def _question(rng, names, boxes, camera, ids, *, min_pixels, min_gap, want_size_agrees, kinds):
@@ -204,7 +214,7 @@ def depth_question_set(
 
 
 @dataclass
-class ViewQA:
+class ViewQA(_Arrays):
     """One split of behind-questions, as arrays.
 
     - ``images`` (N, H, W, 3) / ``depth`` (N, H, W) / ``poses`` (N, 12): the main camera's view;
@@ -224,17 +234,6 @@ class ViewQA:
     questions: np.ndarray
     answers: np.ndarray
     num_candidates: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.answers)
-
-    def save(self, path) -> None:
-        np.savez_compressed(path, **self.__dict__)
-
-    @classmethod
-    def load(cls, path) -> ViewQA:
-        with np.load(path) as data:
-            return cls(**{k: data[k] for k in data.files})
 
 
 def _azimuth(eye: np.ndarray, point: np.ndarray) -> float:
