@@ -2,7 +2,7 @@
 
 Every arm trains the same model on the same batches with the same three terms:
 
-    loss = CE(answer | the arm's context) + primitive_weight * L1(the primitive's prediction, truth)
+    loss = CE(answer | the arm's context) + depth_weight * L1(the primitive's prediction, truth)
            + balance_weight * mean over MoE layers and passes of the load-balancing loss
 
 where the primitive is the study's: ``depth`` (the depth tokens against the true depth) or
@@ -47,7 +47,8 @@ def context_primitives(context: str) -> tuple[tuple[str, ...], bool]:
 
 
 class ContextUnrollingMethod(nn.Module):
-    """Answer CE after the arm's context + depth reconstruction + MoE balance (module docstring).
+    """Answer CE after the arm's context + the primitive's reconstruction + MoE balance (module
+    docstring).
 
     ``primitive``: the study's supervised primitive, "depth" or "view" (its L1 is weighted by
     ``depth_weight``, the name from the depth study; ``box_pixel_weight``: see
