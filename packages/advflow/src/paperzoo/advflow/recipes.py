@@ -216,7 +216,12 @@ def paper_guided_config() -> AdvFlowRecipeConfig:
     cg 0.003 with the frozen B/2 classifier, t_cg ~ U(0, 0.1) on x̂ itself, augmentation p
     0.4, the EMA copied into G every 10,000 steps; G, D and the classifier from the files
     ``--set`` names."""
-    cfg = paper_config()
+    return _guided_1nfe(paper_config())
+
+
+def _guided_1nfe(cfg: AdvFlowRecipeConfig) -> AdvFlowRecipeConfig:
+    """``cfg`` with ``train_afm_1nfe_cg.yaml``'s guidance: cg 0.003 (t_cg ~ U(0, 0.1), the
+    stage's defaults), augmentation p 0.4 and the EMA autoreload."""
     guided = dataclasses.replace(
         cfg.advflow, cg_scale=0.003, augment_p=0.4, ema_reload_every=GUIDED_EMA_RELOAD_EVERY
     )
@@ -260,11 +265,7 @@ def paper_deep_guided_config() -> AdvFlowRecipeConfig:
     guided config for the deep models is released: these are ``train_afm_1nfe_cg.yaml``'s
     guidance settings (cg 0.003, t_cg ~ U(0, 0.1), augmentation 0.4, autoreload) on
     :func:`paper_deep_config`, our reading, unverified."""
-    cfg = paper_deep_config()
-    guided = dataclasses.replace(
-        cfg.advflow, cg_scale=0.003, augment_p=0.4, ema_reload_every=GUIDED_EMA_RELOAD_EVERY
-    )
-    return dataclasses.replace(cfg, advflow=guided)
+    return _guided_1nfe(paper_deep_config())
 
 
 def paper_classifier_config() -> AdvFlowRecipeConfig:
